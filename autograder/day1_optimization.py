@@ -1,0 +1,102 @@
+"""Hidden tests of DAY 1. Each function takes the student's object(s) and raises
+AssertionError with a teaching message when something is wrong.
+
+They reuse the visible checks with fresh seeds and other hyper-parameters (including
+settings where the placement of eps or per-group options matter), and compare with the
+reference module where torch has no equivalent.
+"""
+from __future__ import annotations
+
+import torch
+
+from autograder.hidden import fresh_seed, hidden_case
+from course.checks import check_init, check_minibatches, check_optimizer, check_schedule
+from solutions.day1_optimization import reference as ref
+
+# The bug planted in the bundled "buggy" sample submission (see `course build`):
+# Adam without bias correction.
+SAMPLE_BUG = {
+    "cell": "adam",
+    "replace": [("m_hat = m / (1 - beta1 ** t)", "m_hat = m"), ("v_hat = v / (1 - beta2 ** t)", "v_hat = v")],
+}
+
+
+def _optimizer_cases(student_cls, torch_cls, cases, torch_extra=None):
+    for desc, hparams, overrides in cases:
+        seed = fresh_seed()
+        with hidden_case(f"{student_cls.__name__} {desc}", seed):
+            check_optimizer(student_cls, torch_cls, seed=seed, steps=120, torch_extra=torch_extra,
+                            group_overrides=overrides, kind=student_cls.__name__.lower(), verbose=False,
+                            **hparams)
+    print(f"\u2713 hidden tests passed for {student_cls.__name__} ({len(cases)} settings)")
+
+
+def hidden_sgd(SGD):
+    _optimizer_cases(SGD, torch.optim.SGD, [
+        ("lr=0.1", dict(lr=0.1), {"lr": 0.01}),
+        ("lr=0.01", dict(lr=0.01), None),
+    ])
+
+
+def hidden_momentum(Momentum):
+    _optimizer_cases(Momentum, torch.optim.SGD, [
+        ("momentum=0.5", dict(lr=0.05, momentum=0.5), None),
+        ("per-group momentum", dict(lr=0.01, momentum=0.9), {"momentum": 0.3}),
+    ])
+
+
+def hidden_nesterov(Nesterov):
+    _optimizer_cases(Nesterov, torch.optim.SGD, [
+        ("momentum=0.5", dict(lr=0.05, momentum=0.5), None),
+        ("per-group momentum", dict(lr=0.01, momentum=0.95), {"momentum": 0.3, "lr": 0.02}),
+    ], torch_extra=dict(nesterov=True))
+
+
+def hidden_adagrad(AdaGrad):
+    _optimizer_cases(AdaGrad, torch.optim.Adagrad, [
+        ("large eps", dict(lr=0.1, eps=1e-2), None),
+        ("per-group eps", dict(lr=0.3, eps=1e-10), {"eps": 0.5}),
+    ])
+
+
+def hidden_rmsprop(RMSProp):
+    _optimizer_cases(RMSProp, torch.optim.RMSprop, [
+        ("alpha=0.9, large eps", dict(lr=0.01, alpha=0.9, eps=1e-2), None),
+        ("per-group alpha", dict(lr=0.003, alpha=0.99, eps=1e-8), {"alpha": 0.5}),
+    ])
+
+
+def hidden_adam(Adam):
+    _optimizer_cases(Adam, torch.optim.Adam, [
+        ("betas=(0.8, 0.99), large eps", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-3), None),
+        ("per-group betas", dict(lr=0.005, betas=(0.9, 0.999), eps=1e-8), {"betas": (0.5, 0.9)}),
+    ])
+
+
+def hidden_lr_schedules(inverse_time_decay, power_decay):
+    seed = fresh_seed()
+    g = torch.Generator().manual_seed(seed)
+    lr0 = float(torch.rand((), generator=g)) + 0.05
+    deltas = tuple(float(d) for d in torch.rand(3, generator=g) * 0.5 + 0.5)
+    ts = tuple(int(t) for t in torch.randint(0, 10_000, (10,), generator=g))
+    with hidden_case("lr schedules against the reference", seed):
+        check_schedule(inverse_time_decay, lambda a, d, t: ref.inverse_time_decay(a, d)(t),
+                       name="inverse_time_decay", lr0=lr0, deltas=deltas, ts=ts, verbose=False)
+        check_schedule(power_decay, lambda a, d, t: ref.power_decay(a, d)(t),
+                       name="power_decay", lr0=lr0, deltas=deltas, ts=ts, verbose=False)
+    print("\u2713 hidden tests passed for the learning-rate schedules")
+
+
+def hidden_minibatches(minibatches):
+    for n, bs in [(100, 10), (25, 32), (1000, 64), (64, 64)]:
+        seed = fresh_seed()
+        with hidden_case(f"minibatches N={n} batch_size={bs}", seed):
+            check_minibatches(minibatches, n=n, batch_size=bs, seed=seed, verbose=False)
+    print("\u2713 hidden tests passed for minibatches")
+
+
+def hidden_init_weights(init_weights):
+    seed = fresh_seed()
+    with hidden_case("init_weights", seed):
+        check_init(init_weights, seed=seed, verbose=False)
+    print("\u2713 hidden tests passed for init_weights")

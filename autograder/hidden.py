@@ -1,0 +1,22 @@
+"""Helpers shared by the hidden tests of every DAY."""
+from __future__ import annotations
+
+import contextlib
+import secrets
+import warnings
+
+
+def fresh_seed() -> int:
+    """A new random seed at every grading, so hard-coded outputs cannot pass."""
+    return secrets.randbelow(2**31)
+
+
+@contextlib.contextmanager
+def hidden_case(description: str, seed: int):
+    """Run one hidden case: warnings are silenced, a failure names the case and its seed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        except AssertionError as e:
+            raise AssertionError(f"hidden test '{description}' (seed {seed}) failed: {e}") from None

@@ -1,0 +1,68 @@
+"""nbgrader configuration shared by the course root and by every grading worker.
+
+``configure(c, course_root)`` is called from ``nbgrader_config.py`` files, so running
+``nbgrader autograde`` by hand from the repository root and ``course grade`` execute
+notebooks the same way.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute,
+                                    GetGrades, IgnorePattern, LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Seconds one cell may run before nbgrader interrupts it. A whole DAY notebook runs in
+# about a minute on a 2-core CPU, and no single cell takes more than ~20 s there.
+CELL_TIMEOUT = 180
+
+
+class HarmlessStderr(NbGraderPreprocessor):
+    """Turn stderr output of test cells into stdout, so a warning never costs points.
+
+    nbgrader gives 0 to a graded cell with *any* stderr output. A real failure is an
+    exception (an ``error`` output), which this leaves alone.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    out["name"] = "stdout"
+        return cell, resources
+
+
+def kernel_environment(threads: int | None = None) -> dict[str, str]:
+    """Environment variables for the kernels that execute submissions."""
+    paths = [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                if p and p != str(REPO_ROOT)]
+    env = {"COURSE_GRADING": "1", "PYTHONPATH": os.pathsep.join(paths)}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
+    """Fill an nbgrader config object ``c``.
+
+    Args:
+        course_root: nbgrader's CourseDirectory.root.
+        repo_layout: True for the repository itself, whose instructor notebooks are in
+            ``solutions/`` and student notebooks in ``assignments/``.
+    """
+    c.CourseDirectory.root = str(course_root)
+    if repo_layout:
+        c.CourseDirectory.source_directory = "solutions"
+        c.CourseDirectory.release_directory = "assignments"
+    # Reference modules and notebook sources sit next to the instructor notebooks; they
+    # must never be copied into a release or a graded submission.
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "*.md"]
+    c.Execute.timeout = CELL_TIMEOUT
+    c.Autograde.autograde_preprocessors = [Execute, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
+                                           LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    # Feedback shows the student's test cells without the hidden tests' source.
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    os.environ.update(kernel_environment())  # inherited by the kernels nbgrader starts
