@@ -1,0 +1,231 @@
+"""`course grade`: grade a folder of submissions with nbgrader, in parallel.
+
+Each (student, assignment) is graded by ``nbgrader autograde`` in a scratch course
+directory of its own, with its own copy of the assignment's gradebook. Workers therefore
+share no database and can run side by side; one broken submission cannot disturb
+another. Results are gathered into ``OUT/grades.csv`` and ``OUT/feedback/``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from tqdm import tqdm
+
+from autograder.build import ASSIGNMENTS, generate_student, instructor_notebook, nbgrader_env, write_course_config
+from autograder.nbgrader_ext import kernel_environment
+
+# Seconds one whole submission may take (execution, grading and feedback) before it is
+# stopped and reported.
+SUBMISSION_TIMEOUT = 900
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+
+
+@dataclass
+class Submission:
+    student: str
+    assignment: str
+    path: Path | None
+    problem: str = ""  # found before grading: missing, unreadable, wrongly named ...
+
+
+@dataclass
+class Result:
+    student: str
+    assignment: str
+    score: float
+    max_score: float
+    status: str  # graded | missing | invalid | error | timeout
+    problem: str = ""
+    failed_tests: list[str] = field(default_factory=list)
+    feedback: Path | None = None
+    seconds: float = 0.0
+
+
+class GradeError(Exception):
+    """The command itself cannot run (bad arguments); nothing was graded."""
+
+
+def find_submissions(root: Path, assignments: list[str] | None) -> list[Submission]:
+    """List (student, assignment) pairs under ``root/<student>/<assignment>/<name>.ipynb``.
+
+    Without ``assignments``, every known assignment that appears for any student is
+    expected from every student, so a missing one shows up as a row.
+    """
+    if not root.is_dir():
+        raise GradeError(f"{root} is not a folder; pass the folder that holds <student>/<assignment>/<name>.ipynb")
+    unknown = [a for a in assignments or [] if a not in ASSIGNMENTS]
+    if unknown:
+        raise GradeError(f"unknown assignment {unknown[0]!r}; known: {', '.join(ASSIGNMENTS)}")
+    students = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not students:
+        raise GradeError(f"{root} holds no student folders; expected <student>/<assignment>/<name>.ipynb")
+    wanted = assignments or [a for a in ASSIGNMENTS if any((s / a).is_dir() for s in students)]
+    if not wanted:
+        raise GradeError(f"no assignment folders ({', '.join(ASSIGNMENTS)}) found under {root}/<student>/")
+    subs = []
+    for s in students:
+        for aid in wanted:
+            name = ASSIGNMENTS[aid]
+            folder, expected = s / aid, s / aid / f"{name}.ipynb"
+            if not SAFE_ID.match(s.name):
+                subs.append(Submission(s.name, aid, None, f"student folder name {s.name!r} has unusual characters; "
+                                                          "rename it to letters, digits, '_', '-', '.' or '@'"))
+            elif expected.is_file():
+                subs.append(Submission(s.name, aid, expected))
+            elif not folder.is_dir():
+                subs.append(Submission(s.name, aid, None, f"no {aid}/ folder was submitted"))
+            else:
+                others = sorted(folder.glob("*.ipynb"))
+                if len(others) == 1:
+                    subs.append(Submission(s.name, aid, others[0],
+                                           f"notebook is named {others[0].name}, expected {name}.ipynb (graded anyway)"))
+                else:
+                    subs.append(Submission(s.name, aid, None, f"no {name}.ipynb in {aid}/" +
+                                           (f" (found {', '.join(o.name for o in others)})" if others else "")))
+    return subs
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: float, log) -> int | None:
+    """Run a command in its own process group; kill the whole group on timeout (None)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+def _last_error(log_path: Path) -> str:
+    lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln]
+    text = (errors or lines or ["no output"])[-1]
+    return re.sub(r"^\[\w+ \| \w+\]\s*", "", text)[:300]
+
+
+def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Path, out: Path, threads: int,
+              timeout: float) -> Result:
+    """Autograde one submission in a scratch course directory and collect its result."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    t0 = time.perf_counter()
+    aid, student, name = sub.assignment, sub.student, ASSIGNMENTS[sub.assignment]
+    missing = lambda status, problem: Result(student, aid, 0.0, max_score, status, problem,  # noqa: E731
+                                             seconds=time.perf_counter() - t0)
+    if sub.path is None:
+        return missing("missing", sub.problem)
+    try:
+        nbformat.read(sub.path, as_version=4)
+    except Exception as e:  # malformed JSON, not a notebook, unreadable file
+        return missing("invalid", f"{sub.path.name} is not a readable notebook ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:120]}); re-download it from Jupyter and resubmit")
+    course = workdir / f"{student}--{aid}"
+    shutil.rmtree(course, ignore_errors=True)
+    (course / "submitted" / student / aid).mkdir(parents=True)
+    write_course_config(course)
+    shutil.copy(template_db, course / "gradebook.db")
+    shutil.copy(sub.path, course / "submitted" / student / aid / f"{name}.ipynb")
+    env = nbgrader_env(kernel_environment(threads))
+    log_path = out / "logs" / f"{student}--{aid}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        rc = _run([sys.executable, "-m", "nbgrader", "autograde", aid, "--student", student, "--force",
+                   "--log-level=WARN"], course, env, timeout, log)
+        if rc is None:
+            return missing("timeout", f"grading took longer than {timeout:.0f} s and was stopped")
+        fb_rc = _run([sys.executable, "-m", "nbgrader", "generate_feedback", aid, "--student", student,
+                      "--force", "--log-level=WARN"], course, env, 120, log)
+    try:
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            s = gb.find_submission(aid, student)
+            score = float(s.score)
+            nb = gb.find_submission_notebook(name, aid, student)
+            failed = [g.name for g in nb.grades if g.max_score and (g.score or 0) < g.max_score]
+    except MissingEntry:
+        return missing("error", f"nbgrader could not grade it: {_last_error(log_path)}")
+    problems = [sub.problem] if sub.problem else []
+    if rc != 0:
+        problems.append(f"nbgrader reported: {_last_error(log_path)}")
+    feedback = None
+    fb_src = course / "feedback" / student / aid / f"{name}.html"
+    if fb_rc == 0 and fb_src.exists():
+        feedback = out / "feedback" / student / aid / f"{name}.html"
+        feedback.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(fb_src, feedback)
+    else:
+        problems.append("no feedback HTML could be generated")
+    shutil.rmtree(course, ignore_errors=True)
+    return Result(student, aid, score, max_score, "graded" if rc == 0 else "error", "; ".join(problems), failed,
+                  feedback, time.perf_counter() - t0)
+
+
+def prepare_templates(aids: list[str], workdir: Path) -> dict[str, tuple[Path, float]]:
+    """For each assignment: a gradebook describing it (from generate_assignment) and its max score."""
+    from nbgrader.api import Gradebook
+
+    out = {}
+    for aid in aids:
+        _, db = generate_student(aid, ASSIGNMENTS[aid], instructor_notebook(aid), workdir / "_templates" / aid)
+        with Gradebook(f"sqlite:///{db}") as gb:
+            out[aid] = (db, float(gb.find_assignment(aid).max_score))
+    return out
+
+
+def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jobs: int | None = None,
+          timeout: float = SUBMISSION_TIMEOUT, progress: bool = True) -> list[Result]:
+    """Grade everything under ``submissions``; write grades.csv and feedback under ``out``."""
+    subs = find_submissions(submissions, assignments)
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    threads = max(1, (os.cpu_count() or 1) // jobs)  # cores per kernel, so parallel jobs do not oversubscribe
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
+        templates = prepare_templates(sorted({s.assignment for s in subs}), Path(tmp))
+        bar = tqdm(total=len(subs), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(grade_one, s, *templates[s.assignment], Path(tmp), out, threads, timeout)
+                       for s in subs]
+            for fut in as_completed(futures):
+                r = fut.result()
+                results.append(r)
+                bar.set_postfix_str(f"{r.student}/{r.assignment}: {r.status}")
+                bar.update()
+                write_csv(results, out / "grades.csv")  # after every result: nothing is lost on a crash
+        bar.close()
+    results.sort(key=lambda r: (r.student, r.assignment))
+    write_csv(results, out / "grades.csv")
+    return results
+
+
+def write_csv(results: list[Result], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["student_id", "assignment", "score", "max_score", "status", "problem", "failed_tests"])
+        for r in sorted(results, key=lambda r: (r.student, r.assignment)):
+            w.writerow([r.student, r.assignment, f"{r.score:g}", f"{r.max_score:g}", r.status, r.problem,
+                        " ".join(r.failed_tests)])
+    tmp.replace(path)
+
+
+def format_table(results: list[Result]) -> str:
+    rows = [("student", "assignment", "score", "status", "problem / failed tests")]
+    for r in results:
+        note = r.problem or (("failed: " + ", ".join(r.failed_tests)) if r.failed_tests else "")
+        rows.append((r.student, r.assignment, f"{r.score:g}/{r.max_score:g}", r.status, note))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
+    lines.insert(1, "-" * min(100, max(len(ln) for ln in lines)))
+    return "\n".join(line.rstrip() for line in lines)

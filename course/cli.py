@@ -1,0 +1,167 @@
+"""The `course` command.
+
+    course build [--check]                    make the instructor/student notebooks
+    course grade SUBMISSIONS [--out DIR] ...  autograde a class with nbgrader
+    course run DAY [--device D] [--quick]     the reference experiment at full scale
+    course demo                               build, grade the bundled samples, show grades
+
+build, grade, demo and run are instructor commands: they need the ``solutions/`` and
+``autograder/`` folders that sit next to ``course/`` in the course repository. They are
+imported only when one of those commands runs, never by the student-facing library.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class UsageError(Exception):
+    """An expected mistake: printed as one line, exit code 2."""
+
+
+def _instructor_tools():
+    """Make solutions/ and autograder/ importable, or explain why they are not there."""
+    if not (REPO / "autograder").is_dir() or not (REPO / "solutions").is_dir():
+        raise UsageError("this command needs the instructor's solutions/ and autograder/ folders next to "
+                         f"course/ (looked in {REPO}); it is not available in the student edition")
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
+def _resolve_day(day: str) -> str:
+    from autograder.build import ASSIGNMENTS
+
+    for aid in ASSIGNMENTS:
+        number, _, topic = aid.partition("_")
+        if day in (aid, number, topic):
+            return aid
+    raise UsageError(f"unknown DAY {day!r}; choose one of: {', '.join(ASSIGNMENTS)}")
+
+
+def cmd_build(args) -> int:
+    _instructor_tools()
+    from autograder.build import ASSIGNMENTS, build
+
+    aids = [_resolve_day(a) for a in args.assignment] if args.assignment else list(ASSIGNMENTS)
+    return build(check=args.check, assignments=aids)
+
+
+def cmd_grade(args) -> int:
+    _instructor_tools()
+    from autograder.grade import GradeError, format_table, grade
+
+    aids = [_resolve_day(a) for a in args.assignment] if args.assignment else None
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    try:
+        results = grade(Path(args.submissions), out, aids, jobs=args.jobs, timeout=args.timeout)
+    except GradeError as e:
+        raise UsageError(str(e)) from None
+    print(format_table(results))
+    problems = [r for r in results if r.status != "graded" or r.problem]
+    print(f"\nGraded {len(results)} submission(s) in {time.perf_counter() - t0:.0f} s; "
+          f"{len(problems)} with a problem (named above).")
+    print(f"Grades: {out / 'grades.csv'}")
+    print(f"Feedback: {out / 'feedback'}/<student>/<assignment>/<notebook>.html")
+    return 0
+
+
+def cmd_run(args) -> int:
+    _instructor_tools()
+    import importlib
+
+    from course.device import get_device
+
+    aid = _resolve_day(args.day)
+    try:
+        get_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    module = importlib.import_module(f"solutions.{aid}.reference")
+    module.main(device=args.device, quick=args.quick)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    _instructor_tools()
+    from autograder.build import build
+    from autograder.grade import format_table, grade
+
+    t0 = time.perf_counter()
+    print("Step 1/2: building the notebooks (course build)")
+    build()
+    out = Path(args.out)
+    print(f"\nStep 2/2: grading the bundled sample submissions in autograder/samples/ "
+          "(the reference, the blank skeleton and a buggy one)")
+    results = grade(REPO / "autograder" / "samples", out, jobs=args.jobs)
+    print("\n" + format_table(results))
+    print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s.")
+    print(f"Grades: {out / 'grades.csv'}")
+    print(f"Feedback HTML, one per student and assignment: {out / 'feedback'}/")
+    for r in results:
+        if r.feedback:
+            print(f"  {r.feedback}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="course", description="PyTorch deep-learning course: build, grade, run.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="generate instructor and student notebooks and the sample submissions",
+                       description="Render solutions/<day>/notebook.py + reference.py into the nbgrader instructor "
+                                   "notebook, generate the student notebook with nbgrader, and the sample "
+                                   "submissions in autograder/samples/.")
+    b.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated notebook is stale")
+    b.add_argument("--assignment", action="append", metavar="DAY", help="only this DAY (repeatable)")
+    b.set_defaults(func=cmd_build)
+
+    g = sub.add_parser("grade", help="autograde a folder of submissions",
+                       description="Autograde SUBMISSIONS/<student_id>/<assignment>/<name>.ipynb with nbgrader. "
+                                   "Writes OUT/grades.csv and OUT/feedback/<student>/<assignment>/<name>.html. "
+                                   "Exits 0 once every submission has been processed, even if some failed; "
+                                   "each problem is named in the table and in grades.csv.")
+    g.add_argument("submissions", help="folder laid out as <student_id>/<assignment>/<name>.ipynb")
+    g.add_argument("--assignment", action="append", metavar="A", help="grade only this assignment (repeatable)")
+    g.add_argument("--out", default="graded", help="output folder (default: %(default)s)")
+    g.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: number of cores)")
+    g.add_argument("--timeout", type=float, default=900, help="seconds allowed per submission (default: %(default)s)")
+    g.set_defaults(func=cmd_grade)
+
+    r = sub.add_parser("run", help="run a DAY's reference experiment",
+                       description="Train the reference solution of DAY at full scale (or --quick), save plots "
+                                   "under runs/<day>/, and print the final metrics on the last line.")
+    r.add_argument("day", help="e.g. day1_optimization, day1 or optimization")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto = cuda if available (COURSE_DEVICE overrides; default: %(default)s)")
+    r.add_argument("--quick", action="store_true", help="a short run (minutes on a CPU)")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="build, grade the bundled samples, print the grade table",
+                       description="Run course build, then course grade on autograder/samples/ (reference, blank "
+                                   "and buggy submissions of every DAY), and show the grades and feedback files.")
+    d.add_argument("--out", default="demo-output", help="output folder (default: %(default)s)")
+    d.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: number of cores)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"course {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; grades written so far are kept in grades.csv", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
