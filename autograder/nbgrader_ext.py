@@ -35,6 +35,21 @@ class HarmlessStderr(NbGraderPreprocessor):
         return cell, resources
 
 
+class ScrubTestTracebacks(NbGraderPreprocessor):
+    """In feedback, reduce a failed test cell's traceback to its message.
+
+    The traceback frames would show the hidden tests' source lines and the grader's
+    paths; the message (written to teach) is what the student needs.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
+        return cell, resources
+
+
 def kernel_environment(threads: int | None = None) -> dict[str, str]:
     """Environment variables for the kernels that execute submissions."""
     paths = [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
@@ -63,6 +78,6 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     c.Execute.timeout = CELL_TIMEOUT
     c.Autograde.autograde_preprocessors = [Execute, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-    # Feedback shows the student's test cells without the hidden tests' source.
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    # Feedback shows the student's test cells without the hidden tests' source or frames.
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTestTracebacks, CSSHTMLHeaderPreprocessor]
     os.environ.update(kernel_environment())  # inherited by the kernels nbgrader starts

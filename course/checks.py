@@ -27,6 +27,7 @@ def _ok(msg: str) -> None:
 
 
 def _fail(msg: str) -> None:
+    __tracebackhide__ = True  # IPython and pytest hide this frame
     raise CheckFailed(msg)
 
 
@@ -156,13 +157,17 @@ def check_optimizer(student_cls, torch_cls, *, steps: int = 100, seed: int = 0, 
     Args:
         torch_extra: extra keyword arguments for the torch optimizer only
             (e.g. ``nesterov=True``).
-        kind: which family of mistakes to look for in the diagnosis
-            (defaults to the student class's name in lower case).
+        kind: which family of mistakes to look for in the diagnosis (default: from
+            ``torch_cls`` and ``torch_extra``: adam, rmsprop, adagrad, nesterov, momentum, sgd).
     """
+    __tracebackhide__ = True
     strict_numerics()
     device = get_device(device)
     torch_extra = torch_extra or {}
-    kind = kind or student_cls.__name__.lower()
+    if kind is None:  # which mistakes to look for follows from the torch optimizer
+        kind = torch_cls.__name__.lower()
+        if kind == "sgd" and hparams.get("momentum"):
+            kind = "nesterov" if torch_extra.get("nesterov") else "momentum"
     overrides = {"lr": hparams["lr"] * 0.5} if group_overrides is None else group_overrides
     name = student_cls.__name__
     worst = {}
@@ -229,6 +234,7 @@ def check_schedule(make_schedule: Callable, formula: Callable[[float, float, int
     With an optimizer built with ``lr=1.0``, ``LambdaLR(opt, schedule)`` then sets the
     learning rate to exactly ``schedule(t)`` at step t.
     """
+    __tracebackhide__ = True
     for delta in deltas:
         try:
             sched = make_schedule(lr0, delta)
@@ -245,8 +251,10 @@ def check_schedule(make_schedule: Callable, formula: Callable[[float, float, int
                 _fail(f"{name}(lr0={lr0}, delta={delta})({t}) = {g:.6g}, expected {want:.6g}.")
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=1.0)
-    sched = make_schedule(lr0, deltas[0])
-    lam = torch.optim.lr_scheduler.LambdaLR(opt, sched)
+    try:
+        lam = torch.optim.lr_scheduler.LambdaLR(opt, make_schedule(lr0, deltas[0]))
+    except Exception as e:
+        _fail(f"LambdaLR(optimizer, {name}({lr0}, {deltas[0]})) failed at t=0 with {type(e).__name__}: {e}")
     for t in range(1, 6):
         opt.step()
         lam.step()
@@ -263,6 +271,7 @@ def check_minibatches(minibatches: Callable, *, n: int = 103, batch_size: int = 
                       verbose: bool = True) -> None:
     """Check that ``minibatches`` covers each sample once per epoch, keeps X and y aligned,
     keeps the last short batch, shuffles only when asked, and obeys its generator."""
+    __tracebackhide__ = True
     X = torch.arange(n, dtype=torch.float32).unsqueeze(1).repeat(1, 3)  # (N, 3); row i is all i
     y = torch.arange(n) * 7  # label of row i is 7 i
 
@@ -329,6 +338,7 @@ def check_init(init_weights: Callable, *, seed: int = 0, verbose: bool = True) -
     of the std is ≤ 1.1% for these sizes, so this never flakes), look normal (excess
     kurtosis within ±0.6, a uniform has −1.2), and every bias must be exactly zero.
     """
+    __tracebackhide__ = True
     for scheme, std_of in INIT_STD.items():
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Conv2d(16, 64, 3), nn.ReLU(),
