@@ -1,0 +1,102 @@
+"""Whole-notebook grading through `course grade` (nbgrader underneath).
+
+One grading run covers: the reference (full marks), the blank skeleton (0, grader keeps
+going), the bundled buggy sample (loses exactly the Adam points), a reference that
+emits a UserWarning and writes to stderr inside an exercise (no points lost), and broken
+input (malformed JSON, a missing assignment folder) that is reported without stopping
+the batch.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.build import ASSIGNMENTS
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "autograder" / "samples"
+AID, NAME = "day1_optimization", ASSIGNMENTS["day1_optimization"]
+
+
+def _noisy_reference() -> nbformat.NotebookNode:
+    nb = nbformat.read(SAMPLES / "reference" / AID / f"{NAME}.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "sgd")
+    cell.source = cell.source.replace(
+        '                p.add_(p.grad, alpha=-group["lr"])',
+        '                import sys, warnings\n'
+        '                warnings.warn("this is only a warning", UserWarning)\n'
+        '                print("debug output on stderr", file=sys.stderr)\n'
+        '                p.add_(p.grad, alpha=-group["lr"])')
+    assert "warnings.warn" in cell.source
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    subs = tmp_path_factory.mktemp("submissions")
+    for who in ("reference", "blank", "buggy"):
+        shutil.copytree(SAMPLES / who, subs / who)
+    (subs / "warns" / AID).mkdir(parents=True)
+    nbformat.write(_noisy_reference(), subs / "warns" / AID / f"{NAME}.ipynb")
+    (subs / "garbled" / AID).mkdir(parents=True)
+    (subs / "garbled" / AID / f"{NAME}.ipynb").write_text('{"cells": [ this is not json')
+    (subs / "nothing").mkdir()
+    out = tmp_path_factory.mktemp("out")
+    proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", "2"],
+                          capture_output=True, text=True, timeout=900)
+    rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))} if (out / "grades.csv").exists() else {}
+    return proc, rows, out
+
+
+@pytest.mark.slow
+def test_batch_completes_with_exit_code_zero(graded):
+    proc, rows, _ = graded
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(rows) == {"reference", "blank", "buggy", "warns", "garbled", "nothing"}
+
+
+@pytest.mark.slow
+def test_reference_gets_full_marks(graded):
+    _, rows, out = graded
+    r = rows["reference"]
+    assert (r["status"], float(r["score"]), float(r["max_score"])) == ("graded", 18.0, 18.0), r
+    assert (out / "feedback" / "reference" / AID / f"{NAME}.html").exists()
+
+
+@pytest.mark.slow
+def test_blank_scores_zero_without_breaking(graded):
+    _, rows, _ = graded
+    r = rows["blank"]
+    assert r["status"] == "graded" and float(r["score"]) == 0.0, r
+    assert len(r["failed_tests"].split()) == 9
+
+
+@pytest.mark.slow
+def test_buggy_sample_loses_only_adam(graded):
+    _, rows, out = graded
+    r = rows["buggy"]
+    assert float(r["score"]) == 15.0 and r["failed_tests"] == "test_adam", r
+    html = (out / "feedback" / "buggy" / AID / f"{NAME}.html").read_text()
+    assert "neither moment is bias-corrected" in html  # the teaching message reaches the student
+    assert "hidden_adam" not in html and "BEGIN HIDDEN TESTS" not in html  # hidden tests do not leak
+
+
+@pytest.mark.slow
+def test_warnings_and_stderr_cost_no_points(graded):
+    _, rows, _ = graded
+    assert float(rows["warns"]["score"]) == 18.0, rows["warns"]
+
+
+@pytest.mark.slow
+def test_broken_input_is_reported_not_fatal(graded):
+    proc, rows, _ = graded
+    assert rows["garbled"]["status"] == "invalid" and "not a readable notebook" in rows["garbled"]["problem"]
+    assert rows["nothing"]["status"] == "missing" and AID in rows["nothing"]["problem"]
+    assert "garbled" in proc.stdout and "not a readable notebook" in proc.stdout
