@@ -1,0 +1,76 @@
+"""Grading speed of DAY 1 on this machine.
+
+Measures
+  1. the wall time to execute the DAY 1 reference notebook as the grader does
+     (COURSE_GRADING=1, nbclient, all cores), without nbgrader's bookkeeping;
+  2. the wall time of `course grade` for one submission (execution + autograde + feedback);
+  3. throughput of `course grade --jobs 1` against `--jobs 2` on N copies of the reference.
+
+Targets (issue 2): (1) <= 60 s on a 2-core CPU; --jobs 2 at least 1.6x faster than --jobs 1.
+
+    python benchmarks/grade_speed.py [--copies 8]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+
+from autograder.build import ASSIGNMENTS  # noqa: E402
+from autograder.grade import grade  # noqa: E402
+from autograder.nbgrader_ext import kernel_environment  # noqa: E402
+
+AID = "day1_optimization"
+NAME = ASSIGNMENTS[AID]
+SAMPLE = REPO / "autograder" / "samples" / "reference" / AID / f"{NAME}.ipynb"
+
+
+def execute_once(tmp: Path) -> float:
+    os.environ.update(kernel_environment())
+    nb = nbformat.read(SAMPLE, as_version=4)
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}).execute()
+    return time.perf_counter() - t0
+
+
+def grade_copies(tmp: Path, copies: int, jobs: int) -> tuple[float, list]:
+    subs = tmp / f"subs{copies}"
+    if not subs.exists():
+        for i in range(copies):
+            (subs / f"student{i:02d}" / AID).mkdir(parents=True)
+            shutil.copy(SAMPLE, subs / f"student{i:02d}" / AID / f"{NAME}.ipynb")
+    t0 = time.perf_counter()
+    results = grade(subs, tmp / f"out-j{jobs}-{copies}", jobs=jobs, progress=False)
+    return time.perf_counter() - t0, results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--copies", type=int, default=8)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        t_exec = execute_once(tmp)
+        print(f"1. execute {AID} reference notebook (grading mode): {t_exec:.1f} s (target <= 60 s)")
+        t_one, res = grade_copies(tmp, 1, 1)
+        print(f"2. course grade, 1 submission: {t_one:.1f} s (score {res[0].score:g}/{res[0].max_score:g})")
+        t1, r1 = grade_copies(tmp, args.copies, 1)
+        t2, r2 = grade_copies(tmp, args.copies, 2)
+        assert all(r.score == r.max_score for r in r1 + r2), "every copy of the reference must get full marks"
+        print(f"3. course grade, {args.copies} copies: --jobs 1 {t1:.1f} s ({args.copies / t1 * 60:.1f} nb/min), "
+              f"--jobs 2 {t2:.1f} s ({args.copies / t2 * 60:.1f} nb/min): speed-up {t1 / t2:.2f}x (target >= 1.6x)")
+
+
+if __name__ == "__main__":
+    main()
