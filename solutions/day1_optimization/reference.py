@@ -337,7 +337,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     from course.plotting import plot_losses, save
     from course.train import accuracy, fit
 
-    cfg = Config(epochs=1, hidden=128) if quick else Config()
+    cfg = Config(epochs=3, batch_size=64, hidden=128) if quick else Config()
     dev = get_device(device)
     Xtr, ytr = load_mnist("train")
     Xte, yte = load_mnist("test")
