@@ -1,11 +1,6 @@
-"""Visible checks: compare a student's code with torch and explain what is wrong.
+"""DAY 1 visible checks: optimizers, schedules, mini-batches, initialisation.
 
-Every check either prints one line starting with ``✓`` or raises :class:`CheckFailed`
-(an ``AssertionError``) whose message says where the first difference appeared, how big
-it is, the tolerance, and, when the symptom is recognisable, the likely mistake.
-
-The checks compare against torch itself (``torch.optim.Adam`` …) or against formulas
-stated in the notebook. They never import the reference solutions.
+See course/checks/__init__.py for the conventions shared by every check.
 """
 from __future__ import annotations
 
@@ -15,20 +10,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from course.checks.common import CheckFailed, _fail, _ok
 from course.device import get_device, strict_numerics
-
-
-class CheckFailed(AssertionError):
-    """A check found a difference. The message explains it in plain words."""
-
-
-def _ok(msg: str) -> None:
-    print(f"\u2713 {msg}")
-
-
-def _fail(msg: str) -> None:
-    __tracebackhide__ = True  # IPython and pytest hide this frame
-    raise CheckFailed(msg)
 
 
 # (atol, rtol) per dtype. Chosen from float64 runs: correct but differently written

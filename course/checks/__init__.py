@@ -1,0 +1,14 @@
+"""Visible checks: compare a student's code with torch and explain what is wrong.
+
+Every check either prints one line starting with ``✓`` or raises :class:`CheckFailed`
+(an ``AssertionError``) whose message says where the first difference appeared, how big
+it is, the tolerance, and, when the symptom is recognisable, the likely mistake.
+
+The checks compare against torch itself (``torch.optim.Adam``, ``F.batch_norm`` …) or
+against formulas stated in the notebook. They never import the reference solutions.
+"""
+from course.checks.common import CheckFailed, compare
+from course.checks.day1 import OPT_TOL, check_init, check_minibatches, check_optimizer, check_schedule
+
+__all__ = ["CheckFailed", "compare", "OPT_TOL", "check_init", "check_minibatches", "check_optimizer",
+           "check_schedule"]

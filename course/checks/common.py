@@ -1,0 +1,56 @@
+"""Shared pieces of the visible checks: the failure type and how results are reported."""
+from __future__ import annotations
+
+import inspect
+import re
+
+import torch
+
+
+class CheckFailed(AssertionError):
+    """A check found a difference. The message explains it in plain words."""
+
+
+def _ok(msg: str) -> None:
+    print(f"\u2713 {msg}")
+
+
+def _fail(msg: str) -> None:
+    __tracebackhide__ = True  # IPython and pytest hide this frame
+    raise CheckFailed(msg)
+
+
+def compare(got, want: torch.Tensor, what: str, *, atol: float, rtol: float, hint: str = "") -> float:
+    """Fail unless tensor ``got`` equals ``want`` within ``atol + rtol·|want|``; return the max error."""
+    __tracebackhide__ = True
+    if not torch.is_tensor(got):
+        _fail(f"{what} returned {type(got).__name__}, expected a tensor of shape {tuple(want.shape)}.")
+    if tuple(got.shape) != tuple(want.shape):
+        _fail(f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)}.")
+    if got.dtype != want.dtype:
+        _fail(f"{what} has dtype {got.dtype}, expected {want.dtype} (keep the input's dtype).")
+    got, want = got.detach(), want.detach()
+    if torch.isnan(got).any() and not torch.isnan(want).any():
+        _fail(f"{what} contains NaN where torch gives finite values. {hint}".strip())
+    err = (got - want).abs().nan_to_num(0.0)
+    bound = atol + rtol * want.abs()
+    if (err > bound).any():
+        idx = tuple(int(i) for i in torch.nonzero(err > bound)[0])
+        _fail(f"{what}: max abs err {err.max().item():.2e}; first bad entry at index {idx}: "
+              f"yours {got[idx].item():.6g}, expected {want[idx].item():.6g} "
+              f"(tolerance {atol:g} + {rtol:g}·|expected|). {hint}".strip())
+    return err.max().item() if err.numel() else 0.0
+
+
+def forbid_calls(fn, names: list[str], exercise: str) -> None:
+    """Fail if the source of ``fn`` calls any of ``names`` (the exercise is to write it by hand)."""
+    __tracebackhide__ = True
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return  # source unavailable (e.g. defined in exec); nothing to inspect
+    code = "\n".join(line.split("#")[0] for line in src.splitlines())  # ignore comments
+    for name in names:
+        if re.search(r"(?<![\w.])" + re.escape(name) + r"\s*\(", code):
+            _fail(f"{exercise}: please write this one yourself without calling {name}(); "
+                  "the check compares your version with it.")
