@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 # assignment id -> notebook name (without .ipynb). Later DAYs add themselves here.
 ASSIGNMENTS: dict[str, str] = {
     "day1_optimization": "optimization",
+    "day2_normalization": "normalization",
 }
 SAMPLE_STUDENTS = ("reference", "blank", "buggy")
 

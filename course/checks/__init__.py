@@ -9,6 +9,11 @@ against formulas stated in the notebook. They never import the reference solutio
 """
 from course.checks.common import CheckFailed, compare
 from course.checks.day1 import OPT_TOL, check_init, check_minibatches, check_optimizer, check_schedule
+from course.checks.day2 import (check_activations, check_batch_norm, check_batch_norm_backward, check_batchnorm2d,
+                                check_dropout, check_group_norm, check_instance_norm, check_layer_norm,
+                                check_penalties)
 
 __all__ = ["CheckFailed", "compare", "OPT_TOL", "check_init", "check_minibatches", "check_optimizer",
-           "check_schedule"]
+           "check_schedule", "check_activations", "check_batch_norm", "check_batch_norm_backward",
+           "check_batchnorm2d", "check_dropout", "check_group_norm", "check_instance_norm", "check_layer_norm",
+           "check_penalties"]
