@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import inspect
+import itertools
+import linecache
 import textwrap
+
+_counter = itertools.count()
 
 
 def mutate(obj, replacements: list[tuple[str, str]]):
@@ -17,5 +21,7 @@ def mutate(obj, replacements: list[tuple[str, str]]):
         src = src.replace(old, new, 1)
     module = inspect.getmodule(obj)
     ns = dict(vars(module))
-    exec(compile(src, f"<mutant of {obj.__name__}>", "exec"), ns)
+    filename = f"<mutant {next(_counter)} of {obj.__name__}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)  # so inspect.getsource works
+    exec(compile(src, filename, "exec"), ns)
     return ns[obj.__name__]

@@ -1,10 +1,10 @@
 """Whole-notebook grading through `course grade` (nbgrader underneath).
 
-One grading run covers: the reference (full marks), the blank skeleton (0, grader keeps
-going), the bundled buggy sample (loses exactly the Adam points), a reference that
-emits a UserWarning and writes to stderr inside an exercise (no points lost), and broken
-input (malformed JSON, a missing assignment folder) that is reported without stopping
-the batch.
+One grading run covers, for every DAY: the reference (full marks), the blank skeleton (0,
+grader keeps going), the bundled buggy sample (loses exactly the points of the planted
+bug); and for DAY 1: a reference that emits a UserWarning and writes to stderr inside an
+exercise (no points lost), and broken input (malformed JSON, a missing assignment folder)
+that is reported without stopping the batch.
 """
 from __future__ import annotations
 
@@ -51,38 +51,56 @@ def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", "2"],
                           capture_output=True, text=True, timeout=900)
-    rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))} if (out / "grades.csv").exists() else {}
+    rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(out / "grades.csv"))} \
+        if (out / "grades.csv").exists() else {}
     return proc, rows, out
+
+
+# assignment -> (max score, test ids that the bundled buggy sample must fail)
+EXPECTED = {
+    "day1_optimization": (18.0, {"test_adam"}),
+    "day2_normalization": (17.0, {"test_batch_norm_forward", "test_batchnorm2d"}),  # BatchNorm2d uses batch_norm
+}
 
 
 @pytest.mark.slow
 def test_batch_completes_with_exit_code_zero(graded):
     proc, rows, _ = graded
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert set(rows) == {"reference", "blank", "buggy", "warns", "garbled", "nothing"}
+    assert {s for s, _ in rows} == {"reference", "blank", "buggy", "warns", "garbled", "nothing"}
+    assert {a for _, a in rows} == set(ASSIGNMENTS) == set(EXPECTED)
 
 
 @pytest.mark.slow
-def test_reference_gets_full_marks(graded):
+@pytest.mark.parametrize("aid", list(EXPECTED))
+def test_reference_gets_full_marks(graded, aid):
     _, rows, out = graded
-    r = rows["reference"]
-    assert (r["status"], float(r["score"]), float(r["max_score"])) == ("graded", 18.0, 18.0), r
-    assert (out / "feedback" / "reference" / AID / f"{NAME}.html").exists()
+    r = rows["reference", aid]
+    assert (r["status"], float(r["score"]), float(r["max_score"])) == ("graded",) + (EXPECTED[aid][0],) * 2, r
+    assert (out / "feedback" / "reference" / aid / f"{ASSIGNMENTS[aid]}.ipynb".replace(".ipynb", ".html")).exists()
 
 
 @pytest.mark.slow
-def test_blank_scores_zero_without_breaking(graded):
+@pytest.mark.parametrize("aid", list(EXPECTED))
+def test_blank_scores_zero_without_breaking(graded, aid):
     _, rows, _ = graded
-    r = rows["blank"]
+    r = rows["blank", aid]
     assert r["status"] == "graded" and float(r["score"]) == 0.0, r
     assert len(r["failed_tests"].split()) == 9
 
 
 @pytest.mark.slow
-def test_buggy_sample_loses_only_adam(graded):
-    _, rows, out = graded
-    r = rows["buggy"]
-    assert float(r["score"]) == 15.0 and r["failed_tests"] == "test_adam", r
+@pytest.mark.parametrize("aid", list(EXPECTED))
+def test_buggy_sample_loses_the_planted_bug(graded, aid):
+    _, rows, _ = graded
+    r = rows["buggy", aid]
+    assert set(r["failed_tests"].split()) == EXPECTED[aid][1], r
+    assert 0 < float(r["score"]) < EXPECTED[aid][0]
+
+
+@pytest.mark.slow
+def test_feedback_teaches_and_hides_hidden_tests(graded):
+    _, _, out = graded
     html = (out / "feedback" / "buggy" / AID / f"{NAME}.html").read_text()
     assert "neither moment is bias-corrected" in html  # the teaching message reaches the student
     assert "hidden_adam" not in html and "BEGIN HIDDEN TESTS" not in html  # hidden tests do not leak
@@ -91,12 +109,13 @@ def test_buggy_sample_loses_only_adam(graded):
 @pytest.mark.slow
 def test_warnings_and_stderr_cost_no_points(graded):
     _, rows, _ = graded
-    assert float(rows["warns"]["score"]) == 18.0, rows["warns"]
+    assert float(rows["warns", AID]["score"]) == 18.0, rows["warns", AID]
 
 
 @pytest.mark.slow
 def test_broken_input_is_reported_not_fatal(graded):
     proc, rows, _ = graded
-    assert rows["garbled"]["status"] == "invalid" and "not a readable notebook" in rows["garbled"]["problem"]
-    assert rows["nothing"]["status"] == "missing" and AID in rows["nothing"]["problem"]
+    assert rows["garbled", AID]["status"] == "invalid" and "not a readable notebook" in rows["garbled", AID]["problem"]
+    assert rows["nothing", AID]["status"] == "missing" and AID in rows["nothing", AID]["problem"]
+    assert rows["warns", "day2_normalization"]["status"] == "missing"  # every DAY found is expected from everyone
     assert "garbled" in proc.stdout and "not a readable notebook" in proc.stdout

@@ -377,7 +377,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     perm = torch.randperm(len(X), generator=gen)
     tr, va = perm[:cfg.overfit_train], perm[cfg.overfit_train:cfg.overfit_train + 1000]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for name, p_drop, l2 in (("plain", 0.0, 0.0), ("dropout 0.5", 0.5, 0.0), ("L2 1e-3", 0.0, 1e-3)):
+    for name, p_drop, l2 in (("plain", 0.0, 0.0), ("dropout0.5", 0.5, 0.0), ("l2_1e-3", 0.0, 1e-3)):
         seed_everything(cfg.seed)
         model = overfit_mlp(p_drop)
         h = train_curves(model, X[tr], y[tr], X[va], y[va], epochs=cfg.overfit_epochs, lr=1e-3, batch_size=50,

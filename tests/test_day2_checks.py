@@ -1,0 +1,228 @@
+"""DAY 2: checks pass the reference and correct variants, and catch realistic mutants."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autograder import day2_normalization as hidden
+from course.checks import (check_activations, check_batch_norm, check_batch_norm_backward, check_batchnorm2d,
+                           check_dropout, check_group_norm, check_instance_norm, check_layer_norm, check_penalties)
+from solutions.day2_normalization import reference as ref
+from tests.mutation import mutate
+
+ACTS = dict(sigmoid=ref.sigmoid, tanh=ref.tanh, relu=ref.relu, leaky_relu=ref.leaky_relu, softmax=ref.softmax)
+
+# grade_id -> (function that runs the visible check on a dict of student objects, hidden test, reference objects)
+EXERCISES = {
+    "activations": (lambda o: check_activations(*o.values()), lambda o: hidden.hidden_activations(*o.values()), ACTS),
+    "batch_norm_forward": (lambda o: check_batch_norm(o["batch_norm"]), lambda o: hidden.hidden_batch_norm(o["batch_norm"]),
+                           {"batch_norm": ref.batch_norm}),
+    "batch_norm_backward": (lambda o: check_batch_norm_backward(o["BatchNormFunction"]),
+                            lambda o: hidden.hidden_batch_norm_backward(o["BatchNormFunction"]),
+                            {"BatchNormFunction": ref.BatchNormFunction}),
+    "batchnorm2d": (lambda o: check_batchnorm2d(o["BatchNorm2d"]), lambda o: hidden.hidden_batchnorm2d(o["BatchNorm2d"]),
+                    {"BatchNorm2d": ref.BatchNorm2d}),
+    "layer_norm": (lambda o: check_layer_norm(o["layer_norm"]), lambda o: hidden.hidden_layer_norm(o["layer_norm"]),
+                   {"layer_norm": ref.layer_norm}),
+    "instance_norm": (lambda o: check_instance_norm(o["instance_norm"]),
+                      lambda o: hidden.hidden_instance_norm(o["instance_norm"]), {"instance_norm": ref.instance_norm}),
+    "group_norm": (lambda o: check_group_norm(o["group_norm"]), lambda o: hidden.hidden_group_norm(o["group_norm"]),
+                   {"group_norm": ref.group_norm}),
+    "dropout": (lambda o: check_dropout(o["dropout"]), lambda o: hidden.hidden_dropout(o["dropout"]),
+                {"dropout": ref.dropout}),
+    "weight_penalties": (lambda o: check_penalties(o["l1_penalty"], o["l2_penalty"]),
+                         lambda o: hidden.hidden_weight_penalties(o["l1_penalty"], o["l2_penalty"]),
+                         {"l1_penalty": ref.l1_penalty, "l2_penalty": ref.l2_penalty}),
+}
+
+UNBIASED = ("        var = x.var(dim=dims, unbiased=False)\n", "        var = x.var(dim=dims, unbiased=True)\n")
+
+# (grade_id, name, object to mutate, replacements, words expected in the visible message)
+MUTANTS = [
+    ("activations", "softmax without subtracting the max", "softmax",
+     [("z = x - x.amax(dim=dim, keepdim=True)", "z = x")], "Subtract the maximum"),
+    ("activations", "softmax normalised over the wrong dim", "softmax",
+     [("e / e.sum(dim=dim, keepdim=True)", "e / e.sum(dim=-1, keepdim=True)")], "softmax"),
+    ("activations", "leaky slope on the positive side", "leaky_relu",
+     [("torch.where(x > 0, x, negative_slope * x)", "torch.where(x > 0, negative_slope * x, x)")], "negative inputs"),
+    ("activations", "tanh as 2σ(x) − 1", "tanh", [("2 * sigmoid(2 * x) - 1", "2 * sigmoid(x) - 1")], "tanh"),
+    ("activations", "calls torch.sigmoid", "sigmoid", [("1 / (1 + torch.exp(-x))", "torch.sigmoid(x)")],
+     "without calling torch.sigmoid"),
+    ("batch_norm_forward", "normalises with the unbiased variance", "batch_norm", [UNBIASED], "unbiased variance"),
+    ("batch_norm_forward", "optimizer-style momentum", "batch_norm",
+     [("running_mean.mul_(1 - momentum).add_(momentum * mean)", "running_mean.mul_(momentum).add_((1 - momentum) * mean)"),
+      ("running_var.mul_(1 - momentum).add_(momentum * var * n / (n - 1))",
+       "running_var.mul_(momentum).add_((1 - momentum) * var * n / (n - 1))")], "weights the new batch"),
+    ("batch_norm_forward", "running variance biased", "batch_norm",
+     [("momentum * var * n / (n - 1)", "momentum * var")], "unbiased variance"),
+    ("batch_norm_forward", "running stats rebound, not updated", "batch_norm",
+     [("running_mean.mul_(1 - momentum).add_(momentum * mean)", "running_mean = (1 - momentum) * running_mean + momentum * mean")],
+     "in place"),
+    ("batch_norm_forward", "statistics over dim 0 only", "batch_norm",
+     [("mean = x.mean(dim=dims)", "mean = x.mean(dim=0).reshape(x.shape[1], -1).mean(1)"),
+      ("var = x.var(dim=dims, unbiased=False)", "var = x.var(dim=0, unbiased=False).reshape(x.shape[1], -1).mean(1)")],
+     "batch_norm"),
+    ("batch_norm_backward", "drops the x̂·mean(dy·x̂) term", "BatchNormFunction",
+     [(" - x_hat * (g * x_hat).mean(dim=dims, keepdim=True)", "")], "both mean terms"),
+    ("batch_norm_backward", "dγ without x̂", "BatchNormFunction", [("dgamma = (dy * x_hat).sum(dim=dims)", "dgamma = dy.sum(dim=dims)")],
+     "∂L/∂γ"),
+    ("batch_norm_backward", "forgets γ in dx", "BatchNormFunction", [("g = dy * gamma.reshape(shape)", "g = dy")], "∂L/∂x"),
+    ("batchnorm2d", "running_var starts at zero", "BatchNorm2d",
+     [('self.register_buffer("running_var", torch.ones(num_features))',
+       'self.register_buffer("running_var", torch.zeros(num_features))')], "running_var=1"),
+    ("batchnorm2d", "eval mode still uses batch statistics", "BatchNorm2d",
+     [("self.running_var,\n                          self.training,", "self.running_var,\n                          True,")],
+     "running statistics"),
+    ("batchnorm2d", "no num_batches_tracked buffer", "BatchNorm2d",
+     [('self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))', "self.num_batches_tracked = 0")],
+     "register_buffer"),
+    ("batchnorm2d", "statistics kept as plain attributes", "BatchNorm2d",
+     [('self.register_buffer("running_mean", torch.zeros(num_features))', "self.running_mean = torch.zeros(num_features)")],
+     "register_buffer"),
+    ("layer_norm", "normalises over the batch dim", "layer_norm",
+     [("mean = x.mean(dim=dims, keepdim=True)", "mean = x.mean(dim=0, keepdim=True)"),
+      ("var = x.var(dim=dims, unbiased=False, keepdim=True)", "var = x.var(dim=0, unbiased=False, keepdim=True)")],
+     "last len"),
+    ("layer_norm", "unbiased variance", "layer_norm", [("unbiased=False", "unbiased=True")], "layer_norm"),
+    ("instance_norm", "statistics over (C, H, W)", "instance_norm",
+     [("dim=(2, 3), keepdim=True)\n    var", "dim=(1, 2, 3), keepdim=True)\n    var"), ("dim=(2, 3), unbiased", "dim=(1, 2, 3), unbiased")],
+     "separately for every sample and channel"),
+    ("instance_norm", "eps outside the square root", "instance_norm", [("torch.sqrt(var + eps)", "(torch.sqrt(var) + eps)")],
+     "instance_norm"),
+    ("group_norm", "groups formed across the wrong axis", "group_norm",
+     [("g = x.reshape(N, num_groups, C // num_groups, H, W)", "g = x.reshape(N, C // num_groups, num_groups, H, W).transpose(1, 2)"),
+      ("((g - mean) / torch.sqrt(var + eps)).reshape(N, C, H, W)", "((g - mean) / torch.sqrt(var + eps)).transpose(1, 2).reshape(N, C, H, W)")],
+     "consecutive channels"),
+    ("group_norm", "unbiased variance", "group_norm", [("unbiased=False", "unbiased=True")], "group_norm"),
+    ("dropout", "forgets the 1/(1−p) scaling", "dropout", [("return x * keep.to(x.device) / (1 - p)", "return x * keep.to(x.device)")],
+     "1/\\(1 − p\\)"),
+    ("dropout", "keeps with probability p", "dropout", [("torch.rand(x.shape, generator=generator) >= p",
+                                                         "torch.rand(x.shape, generator=generator) < p")], "probability 1 − p"),
+    ("dropout", "ignores the generator", "dropout", [("keep = torch.rand(x.shape, generator=generator)", "keep = torch.rand(x.shape)")],
+     "generator"),
+    ("dropout", "one mask shared by all rows", "dropout", [("keep = torch.rand(x.shape, generator=generator)",
+                                                            "keep = torch.rand(x.shape[-1:], generator=generator)")], "every row"),
+    ("weight_penalties", "L2 includes the biases", "l2_penalty", [('if name.endswith("weight")', "")], "biases"),
+    ("weight_penalties", "L2 without the ½", "l2_penalty", [("return 0.5 * sum(", "return sum(")], "½"),
+    ("weight_penalties", "L1 with squares", "l1_penalty", [("p.abs().sum()", "(p ** 2).sum()")], "l1_penalty"),
+    ("weight_penalties", "returns a float", "l1_penalty", [("p.abs().sum() for name", "p.abs().sum().item() for name")],
+     "0-dim tensor"),
+]
+
+
+def _objects(gid, target=None, repl=None):
+    objs = dict(EXERCISES[gid][2])
+    if target:
+        objs[target] = mutate(getattr(ref, target), repl)
+    return objs
+
+
+@pytest.mark.parametrize("gid", list(EXERCISES))
+def test_reference_passes(gid):
+    visible, hidden_test, objs = EXERCISES[gid]
+    visible(objs)
+    hidden_test(objs)
+
+
+@pytest.mark.parametrize("gid,name,target,repl,hint", MUTANTS, ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
+def test_mutant_is_caught(gid, name, target, repl, hint):
+    visible, hidden_test, _ = EXERCISES[gid]
+    objs = _objects(gid, target, repl)
+    with pytest.raises(AssertionError, match=hint):
+        visible(objs)
+    with pytest.raises(AssertionError):
+        hidden_test(objs)
+
+
+def test_every_exercise_has_two_mutants():
+    counts = {gid: sum(m[0] == gid for m in MUTANTS) for gid in EXERCISES}
+    assert min(counts.values()) >= 2, counts
+
+
+# ---------------------------------------------------------------- correct, differently written versions
+
+def _bn_variant(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    dims = [0] + list(range(2, x.dim()))
+    xt = x.transpose(0, 1).reshape(x.shape[1], -1)  # (C, N·H·W)
+    if training:
+        mean, var_u = xt.mean(1), xt.var(1)  # unbiased
+        n = xt.shape[1]
+        var = var_u * (n - 1) / n
+        running_mean.lerp_(mean.detach(), momentum)
+        running_var.lerp_(var_u.detach(), momentum)
+    else:
+        mean, var = running_mean, running_var
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    del dims
+    return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps) * gamma.view(shape) + beta.view(shape)
+
+
+class _BNVariantFunction(torch.autograd.Function):
+    """Backward written in the "staged" form of the computational graph."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, eps=1e-5):
+        return ref.BatchNormFunction.forward(ctx, x, gamma, beta, eps)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x_hat, sigma, gamma = ctx.saved_tensors
+        dims, shape = ctx.dims, ctx.shape
+        m = x_hat.numel() // x_hat.shape[1]
+        dxhat = dy * gamma.view(shape)
+        dvar = (dxhat * x_hat * -0.5 / sigma ** 2).sum(dims, keepdim=True)  # via σ² = var + eps
+        dmean = (-dxhat / sigma).sum(dims, keepdim=True)
+        dx = dxhat / sigma + dvar * 2 * x_hat * sigma / m + dmean / m
+        return dx, (dy * x_hat).sum(dims), dy.sum(dims), None
+
+
+def _gn_variant(x, num_groups, weight=None, bias=None, eps=1e-5):
+    N, C, H, W = x.shape
+    flat = x.reshape(N * num_groups, -1)
+    y = ((flat - flat.mean(1, keepdim=True)) / (flat.var(1, unbiased=False, keepdim=True) + eps).sqrt()).view_as(x)
+    return y * weight.view(1, C, 1, 1) + bias.view(1, C, 1, 1) if weight is not None else y
+
+
+def _dropout_variant(x, p, training, generator=None):
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return torch.zeros_like(x)
+    u = torch.rand(x.shape, generator=generator).to(x.device)
+    return torch.where(u < p, torch.zeros_like(x), x / (1 - p))
+
+
+class _BN2dVariant(nn.BatchNorm2d):
+    """Subclassing torch's module is a legitimate way to get the same names; forward is ours."""
+
+    def forward(self, x):
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        return ref.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
+                              self.momentum, self.eps)
+
+
+VARIANTS = [
+    ("activations", dict(ACTS, sigmoid=lambda x: torch.exp(-torch.logaddexp(torch.zeros_like(x), -x)),
+                         softmax=lambda x, dim: torch.exp(x - torch.logsumexp(x, dim, keepdim=True)),
+                         relu=lambda x: x.clamp(min=0), leaky_relu=lambda x, negative_slope=0.01: torch.maximum(x, negative_slope * x))),
+    ("batch_norm_forward", {"batch_norm": _bn_variant}),
+    ("batch_norm_backward", {"BatchNormFunction": _BNVariantFunction}),
+    ("batchnorm2d", {"BatchNorm2d": _BN2dVariant}),
+    ("layer_norm", {"layer_norm": lambda x, s, w=None, b=None, eps=1e-5: ref.group_norm(
+        x.reshape(-1, 1, 1, x[0].numel() if len(s) == x.dim() - 1 else x.shape[-1]), 1, None, None, eps).reshape(x.shape)
+        * (w if w is not None else 1) + (b if b is not None else 0)}),
+    ("instance_norm", {"instance_norm": lambda x, w=None, b=None, eps=1e-5: _gn_variant(x, x.shape[1], w, b, eps)}),
+    ("group_norm", {"group_norm": _gn_variant}),
+    ("dropout", {"dropout": _dropout_variant}),
+    ("weight_penalties", {"l1_penalty": lambda m: sum(torch.linalg.vector_norm(p, 1) for n, p in m.named_parameters() if "weight" in n),
+                          "l2_penalty": lambda m: sum(p.pow(2).sum() / 2 for n, p in m.named_parameters() if "weight" in n)}),
+]
+
+
+@pytest.mark.parametrize("gid,objs", VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_correct_variant_passes(gid, objs):
+    visible, hidden_test, _ = EXERCISES[gid]
+    visible(objs)
+    hidden_test(objs)
