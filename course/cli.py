@@ -12,7 +12,6 @@ imported only when one of those commands runs, never by the student-facing libra
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -96,7 +95,7 @@ def cmd_demo(args) -> int:
     print("Step 1/2: building the notebooks (course build)")
     build()
     out = Path(args.out)
-    print(f"\nStep 2/2: grading the bundled sample submissions in autograder/samples/ "
+    print("\nStep 2/2: grading the bundled sample submissions in autograder/samples/ "
           "(the reference, the blank skeleton and a buggy one)")
     results = grade(REPO / "autograder" / "samples", out, jobs=args.jobs)
     print("\n" + format_table(results))

@@ -143,7 +143,6 @@ def test_every_exercise_has_two_mutants():
 # ---------------------------------------------------------------- correct, differently written versions
 
 def _bn_variant(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
-    dims = [0] + list(range(2, x.dim()))
     xt = x.transpose(0, 1).reshape(x.shape[1], -1)  # (C, N·H·W)
     if training:
         mean, var_u = xt.mean(1), xt.var(1)  # unbiased
@@ -154,7 +153,6 @@ def _bn_variant(x, gamma, beta, running_mean, running_var, training, momentum=0.
     else:
         mean, var = running_mean, running_var
     shape = [1, -1] + [1] * (x.dim() - 2)
-    del dims
     return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps) * gamma.view(shape) + beta.view(shape)
 
 

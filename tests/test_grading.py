@@ -9,7 +9,6 @@ that is reported without stopping the batch.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import subprocess
 import sys

@@ -30,7 +30,6 @@
 
 # %% tags=["locked:setup"]
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
