@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,10 @@ from autograder.nbgrader_ext import kernel_environment
 # Seconds one whole submission may take (execution, grading and feedback) before it is
 # stopped and reported.
 SUBMISSION_TIMEOUT = 900
+# Memory one submission's processes may each allocate (RLIMIT_DATA, inherited by the
+# kernel). A DAY notebook needs well under 2 GB; a runaway allocation then fails inside
+# the student's cell with MemoryError instead of starving the machine and other workers.
+MEMORY_LIMIT_GB = 4.0
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 
 
@@ -97,9 +102,18 @@ def find_submissions(root: Path, assignments: list[str] | None) -> list[Submissi
     return subs
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, timeout: float, log) -> int | None:
+def _limit_memory(gb: float):
+    """A preexec_fn that caps the data segment of the child and everything it starts."""
+    def apply():
+        limit = int(gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    return apply
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: float, log, memory_gb: float | None = None) -> int | None:
     """Run a command in its own process group; kill the whole group on timeout (None)."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_limit_memory(memory_gb) if memory_gb else None)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -116,7 +130,7 @@ def _last_error(log_path: Path) -> str:
 
 
 def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Path, out: Path, threads: int,
-              timeout: float) -> Result:
+              timeout: float, cell_timeout: float | None = None, memory_gb: float | None = MEMORY_LIMIT_GB) -> Result:
     """Autograde one submission in a scratch course directory and collect its result."""
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -138,11 +152,13 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
     shutil.copy(template_db, course / "gradebook.db")
     shutil.copy(sub.path, course / "submitted" / student / aid / f"{name}.ipynb")
     env = nbgrader_env(kernel_environment(threads))
+    if cell_timeout:
+        env["COURSE_CELL_TIMEOUT"] = str(int(cell_timeout))
     log_path = out / "logs" / f"{student}--{aid}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         rc = _run([sys.executable, "-m", "nbgrader", "autograde", aid, "--student", student, "--force",
-                   "--log-level=WARN"], course, env, timeout, log)
+                   "--log-level=WARN"], course, env, timeout, log, memory_gb)
         if rc is None:
             return missing("timeout", f"grading took longer than {timeout:.0f} s and was stopped")
         fb_rc = _run([sys.executable, "-m", "nbgrader", "generate_feedback", aid, "--student", student,
@@ -184,7 +200,8 @@ def prepare_templates(aids: list[str], workdir: Path) -> dict[str, tuple[Path, f
 
 
 def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jobs: int | None = None,
-          timeout: float = SUBMISSION_TIMEOUT, progress: bool = True) -> list[Result]:
+          timeout: float = SUBMISSION_TIMEOUT, progress: bool = True, cell_timeout: float | None = None,
+          memory_gb: float | None = MEMORY_LIMIT_GB) -> list[Result]:
     """Grade everything under ``submissions``; write grades.csv and feedback under ``out``."""
     subs = find_submissions(submissions, assignments)
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -195,8 +212,8 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
         templates = prepare_templates(sorted({s.assignment for s in subs}), Path(tmp))
         bar = tqdm(total=len(subs), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(grade_one, s, *templates[s.assignment], Path(tmp), out, threads, timeout)
-                       for s in subs]
+            futures = [pool.submit(grade_one, s, *templates[s.assignment], Path(tmp), out, threads, timeout,
+                                   cell_timeout, memory_gb) for s in subs]
             for fut in as_completed(futures):
                 r = fut.result()
                 results.append(r)

@@ -15,8 +15,9 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Seconds one cell may run before nbgrader interrupts it. A whole DAY notebook runs in
-# about a minute on a 2-core CPU, and no single cell takes more than ~20 s there.
+# Seconds one cell may run before nbgrader interrupts it (the cell then shows a
+# CellTimeoutError and grading goes on with the next cell). A whole DAY notebook runs in
+# under 20 s on a 2-core CPU. `course grade --cell-timeout` sets COURSE_CELL_TIMEOUT.
 CELL_TIMEOUT = 180
 
 
@@ -75,7 +76,7 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     # Reference modules and notebook sources sit next to the instructor notebooks; they
     # must never be copied into a release or a graded submission.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "*.md"]
-    c.Execute.timeout = CELL_TIMEOUT
+    c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", CELL_TIMEOUT))
     c.Autograde.autograde_preprocessors = [Execute, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     # Feedback shows the student's test cells without the hidden tests' source or frames.

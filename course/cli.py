@@ -58,7 +58,8 @@ def cmd_grade(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     try:
-        results = grade(Path(args.submissions), out, aids, jobs=args.jobs, timeout=args.timeout)
+        results = grade(Path(args.submissions), out, aids, jobs=args.jobs, timeout=args.timeout,
+                        cell_timeout=args.cell_timeout, memory_gb=args.memory_gb or None)
     except GradeError as e:
         raise UsageError(str(e)) from None
     print(format_table(results))
@@ -130,6 +131,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="graded", help="output folder (default: %(default)s)")
     g.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: number of cores)")
     g.add_argument("--timeout", type=float, default=900, help="seconds allowed per submission (default: %(default)s)")
+    g.add_argument("--cell-timeout", type=float, default=None,
+                   help="seconds one cell may run before it is interrupted; later cells still run (default: 180)")
+    g.add_argument("--memory-gb", type=float, default=4.0,
+                   help="memory each submission's kernel may allocate; 0 for no limit (default: %(default)s)")
     g.set_defaults(func=cmd_grade)
 
     r = sub.add_parser("run", help="run a DAY's reference experiment",

@@ -1,0 +1,39 @@
+"""Runaway submissions: an infinite loop is stopped by the per-cell timeout and a memory bomb
+by the memory cap; the tests that did run keep their points, and the batch completes."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+AID, NAME = "day1_optimization", "optimization"
+
+
+def _with_prefix(nb, grade_id: str, code: str) -> None:
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    cell.source = code + "\n" + cell.source
+
+
+@pytest.mark.slow
+def test_infinite_loop_and_memory_bomb_lose_only_their_own_points(tmp_path):
+    nb = nbformat.read(REPO / "autograder" / "samples" / "reference" / AID / f"{NAME}.ipynb", as_version=4)
+    _with_prefix(nb, "minibatches", "while True:\n    pass\n")  # runs before minibatches is defined
+    _with_prefix(nb, "init_weights", "_hog = [bytearray(2**30) for _ in range(8)]  # 8 GB\n")
+    (tmp_path / "subs" / "runaway" / AID).mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "subs" / "runaway" / AID / f"{NAME}.ipynb")
+    proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(tmp_path / "subs"), "--out",
+                           str(tmp_path / "out"), "--cell-timeout", "10", "--memory-gb", "1.5"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = csv.DictReader(open(tmp_path / "out" / "grades.csv"))
+    assert row["status"] == "graded", row
+    assert set(row["failed_tests"].split()) == {"test_minibatches", "test_init_weights"}, row
+    assert float(row["score"]) == 18 - 2 - 2
+    log = (tmp_path / "out" / "logs" / f"runaway--{AID}.log").read_text()
+    html = (tmp_path / "out" / "feedback" / "runaway" / AID / f"{NAME}.html").read_text()
+    assert "MemoryError" in html and "Timeout" in html + log
