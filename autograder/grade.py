@@ -129,6 +129,24 @@ def _last_error(log_path: Path) -> str:
     return re.sub(r"^\[\w+ \| \w+\]\s*", "", text)[:300]
 
 
+def runaway_problems(notebook: Path, cell_timeout: float | None, memory_gb: float | None) -> list[str]:
+    """One sentence per kind of runaway code seen in an autograded notebook's outputs."""
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:
+        return []
+    found: dict[str, int] = {}
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and out.get("ename") in ("KernelDied", "CellTimeoutError",
+                                                                          "MemoryError"):
+                found.setdefault(out["ename"], i)
+    texts = {"KernelDied": "the kernel died in cell {i} (crash, os._exit or out of memory); later tests got 0",
+             "CellTimeoutError": f"cell {{i}} ran past the {int(cell_timeout or 180)} s cell limit and was interrupted",
+             "MemoryError": f"cell {{i}} hit the {memory_gb or 'system'} GB memory limit (MemoryError)"}
+    return [texts[k].format(i=i) for k, i in sorted(found.items(), key=lambda kv: kv[1])]
+
+
 def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Path, out: Path, threads: int,
               timeout: float, cell_timeout: float | None = None, memory_gb: float | None = MEMORY_LIMIT_GB) -> Result:
     """Autograde one submission in a scratch course directory and collect its result."""
@@ -172,6 +190,7 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
     except MissingEntry:
         return missing("error", f"nbgrader could not grade it: {_last_error(log_path)}")
     problems = [sub.problem] if sub.problem else []
+    problems += runaway_problems(course / "autograded" / student / aid / f"{name}.ipynb", cell_timeout, memory_gb)
     if rc != 0:
         problems.append(f"nbgrader reported: {_last_error(log_path)}")
     feedback = None

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbformat.v4 import new_output
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute,
                                     GetGrades, IgnorePattern, LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
 
@@ -19,6 +21,34 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # CellTimeoutError and grading goes on with the next cell). A whole DAY notebook runs in
 # under 20 s on a 2-core CPU. `course grade --cell-timeout` sets COURSE_CELL_TIMEOUT.
 CELL_TIMEOUT = 180
+
+
+class CrashTolerantExecute(Execute):
+    """nbgrader's Execute, but a dying kernel (segfault, os._exit, OOM kill) does not void
+    the whole notebook: cells that ran keep their outputs and points, the crashing cell
+    shows why, and every later test cell is marked as not run (an unexecuted test cell
+    would otherwise look like a pass to nbgrader)."""
+
+    def preprocess(self, nb, resources=None, km=None):
+        self.died_in = None
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if self.died_in is None:
+            try:
+                return super().preprocess_cell(cell, resources, index)
+            except DeadKernelError:
+                self.died_in = index
+                cell.outputs.append(new_output("error", ename="KernelDied", evalue=(
+                    "the Python kernel died while running this cell (a crash, os._exit() or running out of "
+                    "memory); later cells were not run"), traceback=[]))
+                return cell, resources
+        if cell.cell_type == "code":
+            cell.outputs = []
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                cell.outputs.append(new_output("error", ename="NotRun", evalue=(
+                    f"not run: the kernel died in cell {self.died_in} (see above)"), traceback=[]))
+        return cell, resources
 
 
 class HarmlessStderr(NbGraderPreprocessor):
@@ -77,7 +107,7 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     # must never be copied into a release or a graded submission.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "*.md"]
     c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", CELL_TIMEOUT))
-    c.Autograde.autograde_preprocessors = [Execute, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
+    c.Autograde.autograde_preprocessors = [CrashTolerantExecute, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     # Feedback shows the student's test cells without the hidden tests' source or frames.
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTestTracebacks, CSSHTMLHeaderPreprocessor]

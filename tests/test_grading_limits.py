@@ -1,5 +1,6 @@
-"""Runaway submissions: an infinite loop is stopped by the per-cell timeout and a memory bomb
-by the memory cap; the tests that did run keep their points, and the batch completes."""
+"""Runaway submissions: an infinite loop is stopped by the per-cell timeout, a memory bomb by
+the memory cap, and a kernel that dies (os._exit) does not void what already ran. The
+tests that did run keep their points, each problem is named, and the batch completes."""
 from __future__ import annotations
 
 import csv
@@ -20,10 +21,11 @@ def _with_prefix(nb, grade_id: str, code: str) -> None:
 
 
 @pytest.mark.slow
-def test_infinite_loop_and_memory_bomb_lose_only_their_own_points(tmp_path):
+def test_loop_memory_bomb_and_crash_lose_only_their_own_points(tmp_path):
     nb = nbformat.read(REPO / "autograder" / "samples" / "reference" / AID / f"{NAME}.ipynb", as_version=4)
     _with_prefix(nb, "minibatches", "while True:\n    pass\n")  # runs before minibatches is defined
-    _with_prefix(nb, "init_weights", "_hog = [bytearray(2**30) for _ in range(8)]  # 8 GB\n")
+    _with_prefix(nb, "lr_schedules", "_hog = [bytearray(2**30) for _ in range(8)]  # 8 GB\n")
+    _with_prefix(nb, "init_weights", "import os\nos._exit(1)\n")  # the kernel dies; later cells never run
     (tmp_path / "subs" / "runaway" / AID).mkdir(parents=True)
     nbformat.write(nb, tmp_path / "subs" / "runaway" / AID / f"{NAME}.ipynb")
     proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(tmp_path / "subs"), "--out",
@@ -32,8 +34,10 @@ def test_infinite_loop_and_memory_bomb_lose_only_their_own_points(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = csv.DictReader(open(tmp_path / "out" / "grades.csv"))
     assert row["status"] == "graded", row
-    assert set(row["failed_tests"].split()) == {"test_minibatches", "test_init_weights"}, row
-    assert float(row["score"]) == 18 - 2 - 2
+    assert set(row["failed_tests"].split()) == {"test_lr_schedules", "test_minibatches", "test_init_weights"}, row
+    assert float(row["score"]) == 18 - 2 - 2 - 2
+    for words in ("memory limit", "cell limit", "kernel died"):
+        assert words in row["problem"], row["problem"]
     log = (tmp_path / "out" / "logs" / f"runaway--{AID}.log").read_text()
     html = (tmp_path / "out" / "feedback" / "runaway" / AID / f"{NAME}.html").read_text()
-    assert "MemoryError" in html and "Timeout" in html + log
+    assert "MemoryError" in html and "Timeout" in html + log and "kernel died" in html
