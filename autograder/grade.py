@@ -154,14 +154,14 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
 
     t0 = time.perf_counter()
     aid, student, name = sub.assignment, sub.student, ASSIGNMENTS[sub.assignment]
-    missing = lambda status, problem: Result(student, aid, 0.0, max_score, status, problem,  # noqa: E731
+    unscored = lambda status, problem: Result(student, aid, 0.0, max_score, status, problem,  # noqa: E731
                                              seconds=time.perf_counter() - t0)
     if sub.path is None:
-        return missing("missing", sub.problem)
+        return unscored("missing", sub.problem)
     try:
         nbformat.read(sub.path, as_version=4)
     except Exception as e:  # malformed JSON, not a notebook, unreadable file
-        return missing("invalid", f"{sub.path.name} is not a readable notebook ({type(e).__name__}: "
+        return unscored("invalid", f"{sub.path.name} is not a readable notebook ({type(e).__name__}: "
                                   f"{str(e).splitlines()[0][:120]}); re-download it from Jupyter and resubmit")
     course = workdir / f"{student}--{aid}"
     shutil.rmtree(course, ignore_errors=True)
@@ -178,7 +178,7 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
         rc = _run([sys.executable, "-m", "nbgrader", "autograde", aid, "--student", student, "--force",
                    "--log-level=WARN"], course, env, timeout, log, memory_gb)
         if rc is None:
-            return missing("timeout", f"grading took longer than {timeout:.0f} s and was stopped")
+            return unscored("timeout", f"grading took longer than {timeout:.0f} s and was stopped")
         fb_rc = _run([sys.executable, "-m", "nbgrader", "generate_feedback", aid, "--student", student,
                       "--force", "--log-level=WARN"], course, env, 120, log)
     try:
@@ -188,7 +188,7 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
             nb = gb.find_submission_notebook(name, aid, student)
             failed = [g.name for g in nb.grades if g.max_score and (g.score or 0) < g.max_score]
     except MissingEntry:
-        return missing("error", f"nbgrader could not grade it: {_last_error(log_path)}")
+        return unscored("error", f"nbgrader could not grade it: {_last_error(log_path)}")
     problems = [sub.problem] if sub.problem else []
     problems += runaway_problems(course / "autograded" / student / aid / f"{name}.ipynb", cell_timeout, memory_gb)
     if rc != 0:

@@ -20,6 +20,19 @@ def _fail(msg: str) -> None:
     raise CheckFailed(msg)
 
 
+def call_student(fn, *args, what: str, **kwargs):
+    """Call the student's ``fn``; turn an exception into one plain sentence naming ``what``."""
+    __tracebackhide__ = True
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        _fail(f"{what} raised NotImplementedError: fill in the `# YOUR CODE HERE` part first.")
+    except CheckFailed:
+        raise
+    except Exception as e:  # a student's bug: say what it was, without a wall of traceback
+        _fail(f"{what} raised {type(e).__name__}: {e}")
+
+
 def compare(got, want: torch.Tensor, what: str, *, atol: float, rtol: float, hint: str = "") -> float:
     """Fail unless tensor ``got`` equals ``want`` within ``atol + rtol·|want|``; return the max error."""
     __tracebackhide__ = True

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from course.checks.common import CheckFailed, _fail, _ok
+from course.checks.common import CheckFailed, _fail, _ok, call_student
 from course.device import get_device, strict_numerics
 
 
@@ -46,14 +46,8 @@ def _make_groups(starts, group_overrides):
 
 
 def _call_step(opt, closure=None):
-    try:
-        return opt.step(closure) if closure is not None else opt.step()
-    except NotImplementedError:
-        _fail(f"{type(opt).__name__}.step() raised NotImplementedError: fill in the `# YOUR CODE HERE` part first.")
-    except CheckFailed:
-        raise
-    except Exception as e:  # a student's bug: say what it was, without a wall of traceback
-        _fail(f"{type(opt).__name__}.step() raised {type(e).__name__}: {e}")
+    args = (closure,) if closure is not None else ()
+    return call_student(opt.step, *args, what=f"{type(opt).__name__}.step()")
 
 
 def _probe_updates(student_cls, torch_cls, hparams, torch_extra, grad: float, steps: int = 3):
@@ -219,13 +213,7 @@ def check_schedule(make_schedule: Callable, formula: Callable[[float, float, int
     """
     __tracebackhide__ = True
     for delta in deltas:
-        try:
-            sched = make_schedule(lr0, delta)
-            got = [sched(t) for t in ts]
-        except NotImplementedError:
-            _fail(f"{name} raised NotImplementedError: fill in the `# YOUR CODE HERE` part first.")
-        except Exception as e:
-            _fail(f"{name}({lr0}, {delta})(t) raised {type(e).__name__}: {e}")
+        got = call_student(lambda: [make_schedule(lr0, delta)(t) for t in ts], what=f"{name}({lr0}, {delta})(t)")
         for t, g in zip(ts, got):
             want = formula(lr0, delta, t)
             if not isinstance(g, (float, int)) or isinstance(g, bool):
@@ -259,12 +247,8 @@ def check_minibatches(minibatches: Callable, *, n: int = 103, batch_size: int = 
     y = torch.arange(n) * 7  # label of row i is 7 i
 
     def epoch(**kw):
-        try:
-            batches = list(minibatches(X, y, batch_size, **kw))
-        except NotImplementedError:
-            _fail("minibatches raised NotImplementedError: fill in the `# YOUR CODE HERE` part first.")
-        except Exception as e:
-            _fail(f"minibatches(X, y, {batch_size}, {kw}) raised {type(e).__name__}: {e}")
+        batches = call_student(lambda: list(minibatches(X, y, batch_size, **kw)),
+                               what=f"minibatches(X, y, {batch_size}, {kw})")
         if not batches:
             _fail("minibatches yielded nothing: it must yield (x_batch, y_batch) pairs.")
         for xb, yb in batches:
@@ -326,12 +310,7 @@ def check_init(init_weights: Callable, *, seed: int = 0, verbose: bool = True) -
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Conv2d(16, 64, 3), nn.ReLU(),
                               nn.Sequential(nn.Flatten(), nn.Linear(576, 128)), nn.Linear(128, 40))
-        try:
-            out = init_weights(model, scheme)
-        except NotImplementedError:
-            _fail("init_weights raised NotImplementedError: fill in the `# YOUR CODE HERE` part first.")
-        except Exception as e:
-            _fail(f"init_weights(model, {scheme!r}) raised {type(e).__name__}: {e}")
+        out = call_student(init_weights, model, scheme, what=f"init_weights(model, {scheme!r})")
         if out is not None and out is not model:
             _fail("init_weights must change the model in place (return it or nothing).")
         for mname, m in model.named_modules():

@@ -12,19 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, compare, forbid_calls
+from course.checks.common import _fail, _ok, call_student, compare, forbid_calls
 
 TOL = dict(atol=1e-10, rtol=1e-8)
-
-
-def _call(fn, *args, what: str, **kwargs):
-    __tracebackhide__ = True
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        _fail(f"{what} raised NotImplementedError: fill in the `# YOUR CODE HERE` part first.")
-    except Exception as e:
-        _fail(f"{what} raised {type(e).__name__}: {e}")
 
 
 def _rand(*shape, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
@@ -43,17 +33,17 @@ def check_activations(sigmoid, tanh, relu, leaky_relu, softmax, *, seed: int = 0
                           ".tanh", ".relu"], fn.__name__)
     x = torch.cat([_rand(200, seed=seed, scale=5), torch.tensor([-1000.0, -50.0, -1e-9, 0.0, 1e-9, 50.0, 1000.0],
                                                                  dtype=torch.float64)])
-    compare(_call(sigmoid, x, what="sigmoid(x)"), torch.sigmoid(x), "sigmoid(x)", **TOL)
-    compare(_call(tanh, x, what="tanh(x)"), torch.tanh(x), "tanh(x)", **TOL)
-    compare(_call(relu, x, what="relu(x)"), torch.relu(x), "relu(x)", **TOL)
+    compare(call_student(sigmoid, x, what="sigmoid(x)"), torch.sigmoid(x), "sigmoid(x)", **TOL)
+    compare(call_student(tanh, x, what="tanh(x)"), torch.tanh(x), "tanh(x)", **TOL)
+    compare(call_student(relu, x, what="relu(x)"), torch.relu(x), "relu(x)", **TOL)
     for slope in (0.01, 0.2):
-        got = _call(leaky_relu, x, slope, what=f"leaky_relu(x, {slope})")
+        got = call_student(leaky_relu, x, slope, what=f"leaky_relu(x, {slope})")
         compare(got, F.leaky_relu(x, slope), f"leaky_relu(x, negative_slope={slope})", **TOL,
                 hint="Only negative inputs are scaled by the slope.")
     z = _rand(3, 4, 5, seed=seed + 1, scale=3)
     z[0, 0, :] = torch.tensor([1000.0, -1000.0, 999.0, 0.0, 1.0])  # overflows exp() unless the max is subtracted
     for dim in (0, 1, -1):
-        got = _call(softmax, z, dim, what=f"softmax(x, dim={dim})")
+        got = call_student(softmax, z, dim, what=f"softmax(x, dim={dim})")
         compare(got, torch.softmax(z, dim), f"softmax(x, dim={dim})", **TOL,
                 hint="Subtract the maximum along dim before exp() so that e^1000 never appears; "
                      "normalise along the dim you were given.")
@@ -100,7 +90,7 @@ def check_batch_norm(batch_norm, *, seed: int = 0, momentum: float = 0.1, eps: f
         x, gamma, beta, rm0, rv0 = _bn_inputs(shape, seed)
         rm, rv, trm, trv = rm0.clone(), rv0.clone(), rm0.clone(), rv0.clone()
         what = f"batch_norm on shape {shape}, training=True"
-        y = _call(batch_norm, x, gamma, beta, rm, rv, True, momentum, eps, what=what)
+        y = call_student(batch_norm, x, gamma, beta, rm, rv, True, momentum, eps, what=what)
         want = F.batch_norm(x, trm, trv, gamma, beta, True, momentum, eps)
         ok = torch.is_tensor(y) and y.shape == want.shape and torch.allclose(y, want, **TOL) \
             and torch.allclose(rm, trm, **TOL) and torch.allclose(rv, trv, **TOL)
@@ -111,7 +101,7 @@ def check_batch_norm(batch_norm, *, seed: int = 0, momentum: float = 0.1, eps: f
             compare(rv, trv, f"{what}: running_var after the call", **TOL, hint=hint)
         what = f"batch_norm on shape {shape}, training=False"
         rm_before, rv_before = rm.clone(), rv.clone()
-        y = _call(batch_norm, x, gamma, beta, rm, rv, False, momentum, eps, what=what)
+        y = call_student(batch_norm, x, gamma, beta, rm, rv, False, momentum, eps, what=what)
         compare(y, F.batch_norm(x, trm, trv, gamma, beta, False, momentum, eps), what, **TOL,
                 hint="In eval mode normalise with running_mean and running_var, and leave them unchanged.")
         if not (torch.equal(rm, rm_before) and torch.equal(rv, rv_before)):
@@ -127,8 +117,8 @@ def check_batch_norm_backward(BatchNormFunction, *, seed: int = 0, verbose: bool
         x, gamma, beta, _, _ = _bn_inputs(shape, seed)
         dy = _rand(*shape, seed=seed + 9)
         ins = [t.clone().requires_grad_() for t in (x, gamma, beta)]
-        out = _call(BatchNormFunction.apply, *ins, 1e-5, what="BatchNormFunction.apply")
-        grads = _call(torch.autograd.grad, out, ins, dy, what="BatchNormFunction.backward")
+        out = call_student(BatchNormFunction.apply, *ins, 1e-5, what="BatchNormFunction.apply")
+        grads = call_student(torch.autograd.grad, out, ins, dy, what="BatchNormFunction.backward")
         refs = [t.clone().requires_grad_() for t in (x, gamma, beta)]
         want = torch.autograd.grad(F.batch_norm(refs[0], None, None, refs[1], refs[2], True, 0.0, 1e-5), refs, dy)
         hints = {"∂L/∂x": "∂L/∂x = (γ/σ)·(dy − mean(dy) − x̂·mean(dy·x̂)); both mean terms matter, means over "
@@ -148,7 +138,7 @@ def check_batchnorm2d(BatchNorm2d, *, seed: int = 0, steps: int = 5, verbose: bo
     """Module names, initial state, several training steps, eval, and state_dict both ways."""
     __tracebackhide__ = True
     C = 3
-    mine = _call(BatchNorm2d, C, momentum=0.2, what="BatchNorm2d(3, momentum=0.2)").double()
+    mine = call_student(BatchNorm2d, C, momentum=0.2, what="BatchNorm2d(3, momentum=0.2)").double()
     ref = nn.BatchNorm2d(C, momentum=0.2).double()
     names = lambda m: (sorted(n for n, _ in m.named_parameters()), sorted(n for n, _ in m.named_buffers()))  # noqa
     if names(mine) != names(ref):
@@ -164,7 +154,7 @@ def check_batchnorm2d(BatchNorm2d, *, seed: int = 0, steps: int = 5, verbose: bo
     mine.train(), ref.train()
     for step in range(steps):
         x = _rand(4, C, 5, 5, seed=seed + 10 + step, scale=2, shift=1)
-        y = _call(mine, x, what=f"BatchNorm2d forward (train, step {step + 1})")
+        y = call_student(mine, x, what=f"BatchNorm2d forward (train, step {step + 1})")
         compare(y, ref(x), f"BatchNorm2d output in train mode at step {step + 1}", **TOL)
         for k in ("running_mean", "running_var"):
             compare(getattr(mine, k), getattr(ref, k), f"BatchNorm2d.{k} after step {step + 1}", **TOL,
@@ -174,7 +164,7 @@ def check_batchnorm2d(BatchNorm2d, *, seed: int = 0, steps: int = 5, verbose: bo
                   f"expected {int(ref.num_batches_tracked)}.")
     mine.eval(), ref.eval()
     x = _rand(2, C, 5, 5, seed=seed + 99, scale=2, shift=1)
-    compare(_call(mine, x, what="BatchNorm2d forward (eval)"), ref(x), "BatchNorm2d output in eval mode", **TOL,
+    compare(call_student(mine, x, what="BatchNorm2d forward (eval)"), ref(x), "BatchNorm2d output in eval mode", **TOL,
             hint="In eval mode (self.training is False) use the running statistics.")
     back = nn.BatchNorm2d(C).double()
     back.load_state_dict(mine.state_dict())
@@ -196,7 +186,7 @@ def check_layer_norm(layer_norm, *, seed: int = 0, verbose: bool = True) -> None
         for args in ((w, b), (None, None)):
             what = f"layer_norm(x of shape {tuple(x.shape)}, normalized_shape={shape}" + \
                    (", weight, bias)" if args[0] is not None else ")")
-            got = _call(layer_norm, x, shape, *args, 1e-5, what=what)
+            got = call_student(layer_norm, x, shape, *args, 1e-5, what=what)
             compare(got, F.layer_norm(x, shape, *args, 1e-5), what, **TOL,
                     hint="Statistics over the last len(normalized_shape) dims of each sample, biased variance.")
     if verbose:
@@ -209,7 +199,7 @@ def check_instance_norm(instance_norm, *, seed: int = 0, verbose: bool = True) -
     x = _rand(3, 4, 5, 5, seed=seed, scale=2, shift=1)
     w, b = _rand(4, seed=seed + 1, shift=1), _rand(4, seed=seed + 2)
     for args in ((w, b), (None, None)):
-        got = _call(instance_norm, x, *args, 1e-5, what="instance_norm")
+        got = call_student(instance_norm, x, *args, 1e-5, what="instance_norm")
         compare(got, F.instance_norm(x, weight=args[0], bias=args[1], eps=1e-5), "instance_norm", **TOL,
                 hint="Statistics over (H, W) separately for every sample and channel; γ and β are per channel.")
     if verbose:
@@ -223,7 +213,7 @@ def check_group_norm(group_norm, *, seed: int = 0, verbose: bool = True) -> None
     x[:, ::2] *= 4  # even channels larger, so the channel-to-group assignment matters
     w, b = _rand(6, seed=seed + 1, shift=1), _rand(6, seed=seed + 2)
     for G in (1, 2, 3, 6):
-        got = _call(group_norm, x, G, w, b, 1e-5, what=f"group_norm(x, num_groups={G})")
+        got = call_student(group_norm, x, G, w, b, 1e-5, what=f"group_norm(x, num_groups={G})")
         compare(got, F.group_norm(x, G, w, b, 1e-5), f"group_norm(x of shape (2, 6, 4, 4), num_groups={G})", **TOL,
                 hint="Groups are consecutive channels: reshape to (N, G, C // G, H, W) and take statistics over "
                      "the last three dims; γ and β stay per channel.")
@@ -239,12 +229,12 @@ def check_dropout(dropout, *, seed: int = 0, verbose: bool = True) -> None:
     N = 1_000_000
     x = _rand(7, 9, seed=seed)
     for training, p in ((False, 0.5), (True, 0.0)):
-        got = _call(dropout, x, p, training, torch.Generator().manual_seed(seed), what="dropout")
+        got = call_student(dropout, x, p, training, torch.Generator().manual_seed(seed), what="dropout")
         if not (torch.is_tensor(got) and torch.equal(got, x)):
             _fail(f"dropout(x, p={p}, training={training}) must return x unchanged.")
     for p in (0.2, 0.5, 0.8):
         ones = torch.ones(N, dtype=torch.float64)
-        y = _call(dropout, ones, p, True, torch.Generator().manual_seed(seed), what=f"dropout(x, p={p})")
+        y = call_student(dropout, ones, p, True, torch.Generator().manual_seed(seed), what=f"dropout(x, p={p})")
         if not torch.is_tensor(y) or y.shape != ones.shape or y.dtype != ones.dtype:
             _fail(f"dropout(x, p={p}, training=True) must return a tensor shaped and typed like x.")
         zero_frac = (y == 0).double().mean().item()
@@ -287,8 +277,8 @@ def check_penalties(l1_penalty, l2_penalty, *, seed: int = 0, lam: float = 0.1, 
     __tracebackhide__ = True
     model = _penalty_model(seed)
     weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
-    l1 = _call(l1_penalty, model, what="l1_penalty(model)")
-    l2 = _call(l2_penalty, model, what="l2_penalty(model)")
+    l1 = call_student(l1_penalty, model, what="l1_penalty(model)")
+    l2 = call_student(l2_penalty, model, what="l2_penalty(model)")
     want1 = sum(w.abs().sum() for w in weights)
     want2 = 0.5 * sum((w ** 2).sum() for w in weights)
     for name, got, want, alt in (("l1_penalty", l1, want1, sum(p.abs().sum() for p in model.parameters())),
