@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS: dict[str, str] = {
     "day1_optimization": "optimization",
     "day2_normalization": "normalization",
+    "day3_cnn": "cnn",
 }
 SAMPLE_STUDENTS = ("reference", "blank", "buggy")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 _warned: set[str] = set()
 
@@ -73,3 +74,13 @@ def load_mnist(split: str = "train", *, full: bool = True, root: Path | None = N
     keep = rank < 400 if split == "train" else rank >= 400
     X = torch.from_numpy(images[keep]).float().div_(255.0).unsqueeze(1)  # (N, 1, 28, 28)
     return X, torch.from_numpy(labels[keep])
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Data augmentation: move every image by up to ±max_shift pixels (zeros fill in)."""
+    N, _, H, W = x.shape
+    padded = F.pad(x, (max_shift,) * 4)
+    dy, dx = (torch.randint(0, 2 * max_shift + 1, (2, N), generator=generator)).to(x.device)
+    rows = (dy[:, None] + torch.arange(H, device=x.device))[:, :, None].expand(N, H, W)
+    cols = (dx[:, None] + torch.arange(W, device=x.device))[:, None, :].expand(N, H, W)
+    return padded[torch.arange(N, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)

@@ -59,6 +59,7 @@ def graded(tmp_path_factory):
 EXPECTED = {
     "day1_optimization": (18.0, {"test_adam"}),
     "day2_normalization": (17.0, {"test_batch_norm_forward", "test_batchnorm2d"}),  # BatchNorm2d uses batch_norm
+    "day3_cnn": (18.0, {"test_residual_block"}),
 }
 
 

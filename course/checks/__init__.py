@@ -12,8 +12,13 @@ from course.checks.day1 import OPT_TOL, check_init, check_minibatches, check_opt
 from course.checks.day2 import (check_activations, check_batch_norm, check_batch_norm_backward, check_batchnorm2d,
                                 check_dropout, check_group_norm, check_instance_norm, check_layer_norm,
                                 check_penalties)
+from course.checks.day3 import (check_conv2d, check_conv2d_module, check_conv_output_size, check_dense_block,
+                                check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
+                                check_transfer, count_mult_adds)
 
 __all__ = ["CheckFailed", "compare", "OPT_TOL", "check_init", "check_minibatches", "check_optimizer",
            "check_schedule", "check_activations", "check_batch_norm", "check_batch_norm_backward",
            "check_batchnorm2d", "check_dropout", "check_group_norm", "check_instance_norm", "check_layer_norm",
-           "check_penalties"]
+           "check_penalties", "check_conv_output_size", "check_conv2d", "check_pooling", "check_conv2d_module",
+           "check_depthwise_separable", "check_residual_block", "check_dense_block", "check_simple_cnn",
+           "check_transfer", "count_mult_adds"]

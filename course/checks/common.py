@@ -20,8 +20,9 @@ def _fail(msg: str) -> None:
     raise CheckFailed(msg)
 
 
-def call_student(fn, *args, what: str, **kwargs):
-    """Call the student's ``fn``; turn an exception into one plain sentence naming ``what``."""
+def call_student(fn, *args, what: str, hint: str = "", **kwargs):
+    """Call the student's ``fn``; turn an exception into one plain sentence naming ``what``
+    (followed by ``hint``, the likely cause, when the caller knows one)."""
     __tracebackhide__ = True
     try:
         return fn(*args, **kwargs)
@@ -30,7 +31,7 @@ def call_student(fn, *args, what: str, **kwargs):
     except CheckFailed:
         raise
     except Exception as e:  # a student's bug: say what it was, without a wall of traceback
-        _fail(f"{what} raised {type(e).__name__}: {e}")
+        _fail(f"{what} raised {type(e).__name__}: {e}. {hint}".strip())
 
 
 def compare(got, want: torch.Tensor, what: str, *, atol: float, rtol: float, hint: str = "") -> float:

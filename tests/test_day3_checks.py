@@ -1,0 +1,321 @@
+"""DAY 3: checks pass the reference and correct variants, and catch realistic mutants."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autograder import day3_cnn as hidden
+from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_size, check_dense_block,
+                           check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
+                           check_transfer)
+from solutions.day3_cnn import reference as ref
+from tests.mutation import mutate
+
+
+def _ex(check, hidden_test, names):
+    return (lambda o: check(*(o[n] for n in names)), lambda o: hidden_test(*(o[n] for n in names)),
+            {n: getattr(ref, n) for n in names})
+
+
+# grade_id -> (visible check on a dict of student objects, hidden test, reference objects)
+EXERCISES = {
+    "conv_output_size": _ex(check_conv_output_size, hidden.hidden_conv_output_size, ["conv_output_size"]),
+    "conv2d": _ex(check_conv2d, hidden.hidden_conv2d, ["conv2d"]),
+    "pooling": _ex(check_pooling, hidden.hidden_pooling, ["max_pool2d", "avg_pool2d"]),
+    "conv2d_module": _ex(check_conv2d_module, hidden.hidden_conv2d_module, ["Conv2d"]),
+    "depthwise_separable": _ex(check_depthwise_separable, hidden.hidden_depthwise_separable,
+                               ["DepthwiseSeparableConv", "conv_cost"]),
+    "residual_block": _ex(check_residual_block, hidden.hidden_residual_block, ["ResidualBlock"]),
+    "dense_block": _ex(check_dense_block, hidden.hidden_dense_block, ["DenseBlock"]),
+    "simple_cnn": _ex(check_simple_cnn, hidden.hidden_simple_cnn, ["SimpleCNN"]),
+    "transfer": _ex(check_transfer, hidden.hidden_transfer, ["freeze", "replace_head"]),
+}
+
+# (grade_id, name, object to mutate, replacements, words expected in the visible message)
+MUTANTS = [
+    ("conv_output_size", "off by one (no + 1)", "conv_output_size",
+     [("// stride + 1", "// stride")], "forgot the \\+ 1"),
+    ("conv_output_size", "padding counted once", "conv_output_size",
+     [("size + 2 * padding", "size + padding")], "both sides"),
+    ("conv_output_size", "dilation ignored", "conv_output_size",
+     [("dilation * (kernel_size - 1) - 1", "kernel_size")], "dilated kernel"),
+    ("conv_output_size", "true division", "conv_output_size",
+     [("// stride + 1", "/ stride + 1")], "return an int"),
+    ("conv2d", "kernel flipped (true convolution)", "conv2d",
+     [("out = weight.reshape(M, -1) @ cols", "out = weight.flip(-1, -2).reshape(M, -1) @ cols")],
+     "cross-correlation"),
+    ("conv2d", "padding on one side only", "conv2d",
+     [("x = F.pad(x, (pw, pw, ph, ph))", "x = F.pad(x, (pw, 0, ph, 0))")], "look at the padding"),
+    ("conv2d", "stride ignored", "conv2d",
+     [("cols = F.unfold(x, (kh, kw), stride=(sh, sw))", "cols = F.unfold(x, (kh, kw))")], "shape"),
+    ("conv2d", "bias forgotten", "conv2d", [("out = out + bias.reshape(1, M, 1)", "pass")], "bias is missing"),
+    ("conv2d", "padding height and width swapped", "conv2d",
+     [("x = F.pad(x, (pw, pw, ph, ph))", "x = F.pad(x, (ph, ph, pw, pw))")], "shape"),
+    ("conv2d", "weight detached", "conv2d",
+     [("out = weight.reshape(M, -1) @ cols", "out = weight.detach().reshape(M, -1) @ cols")], "no gradient"),
+    ("conv2d", "calls F.conv2d", "conv2d",
+     [("x = F.pad(x, (pw, pw, ph, ph))", "return F.conv2d(x, weight, bias, stride, padding)")], "yourself"),
+    ("pooling", "max pool gradient to every element", "max_pool2d",
+     [("out = cols.max(dim=1).values", "out = cols.max(dim=1).values.detach() + cols.sum(1) - cols.sum(1).detach()")],
+     "switch"),
+    ("pooling", "stride defaults to 1", "max_pool2d",
+     [("cols = F.unfold(x.reshape(N * C, 1, H, W), (kh, kw), stride=(sh, sw))  # (N·C, K·K, L)",
+       "sh = sw = 1\n    cols = F.unfold(x.reshape(N * C, 1, H, W), (kh, kw), stride=(sh, sw))")],
+     "stride equals kernel_size"),
+    ("pooling", "average over K instead of K·K", "avg_pool2d",
+     [("out = cols.mean(dim=1)", "out = cols.sum(dim=1) / kh")], "K_h·K_w"),
+    ("pooling", "min instead of max", "max_pool2d", [("cols.max(dim=1)", "cols.min(dim=1)")], "max_pool2d"),
+    ("conv2d_module", "weight as (in, out, K, K)", "Conv2d",
+     [("torch.empty(out_channels, in_channels, *self.kernel_size)", "torch.empty(in_channels, out_channels, *self.kernel_size)")],
+     "output channels first"),
+    ("conv2d_module", "stride not passed on", "Conv2d",
+     [("conv2d(x, self.weight, self.bias, self.stride, self.padding)", "conv2d(x, self.weight, self.bias, 1, self.padding)")],
+     "Conv2d"),
+    ("conv2d_module", "weight not an nn.Parameter", "Conv2d",
+     [("self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size).uniform_(-bound, bound))",
+       "self.register_buffer('weight', torch.empty(out_channels, in_channels, *self.kernel_size).uniform_(-bound, bound))")],
+     "nn.Parameter"),
+    ("conv2d_module", "randn initialisation", "Conv2d",
+     [("torch.empty(out_channels, in_channels, *self.kernel_size).uniform_(-bound, bound)",
+       "torch.randn(out_channels, in_channels, *self.kernel_size)")], "uniform"),
+    ("conv2d_module", "bias kept when bias=False", "Conv2d", [(" if bias else None", "")], "bias=False"),
+    ("depthwise_separable", "depthwise without groups", "DepthwiseSeparableConv",
+     [("stride, padding, groups=in_ch, bias=False)", "stride, padding, bias=False)")], "one 3×3 filter per input"),
+    ("depthwise_separable", "pointwise with a K×K kernel", "DepthwiseSeparableConv",
+     [("nn.Conv2d(in_ch, out_ch, 1, bias=False)", "nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=False)")],
+     "pointwise conv is 1×1"),
+    ("depthwise_separable", "cost per position only", "conv_cost",
+     [("return per_position * out_h * out_w, per_position", "return per_position, per_position")], "× the"),
+    ("depthwise_separable", "depthwise cost K·K·C·M", "conv_cost",
+     [("k2 * in_ch + in_ch * out_ch if", "k2 * in_ch * out_ch + in_ch * out_ch if")], "not K·K·C·M"),
+    ("depthwise_separable", "(parameters, multiply-adds) order", "conv_cost",
+     [("return per_position * out_h * out_w, per_position", "return per_position, per_position * out_h * out_w")],
+     "order"),
+    ("residual_block", "no shortcut", "ResidualBlock", [("F.relu(self.branch(x) + x)", "F.relu(self.branch(x))")],
+     "shortcut is missing"),
+    ("residual_block", "ReLU before the addition", "ResidualBlock",
+     [("F.relu(self.branch(x) + x)", "F.relu(self.branch(x)) + x")], "after adding"),
+    ("residual_block", "padding 0 (shapes shrink)", "ResidualBlock", [("3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()",
+                                                                       "3, bias=False), nn.BatchNorm2d(channels), nn.ReLU()")],
+     "padding=1"),
+    ("residual_block", "shortcut added twice", "ResidualBlock", [("F.relu(self.branch(x) + x)", "F.relu(self.branch(x) + 2 * x)")],
+     "ResidualBlock"),
+    ("dense_block", "adds instead of concatenating", "DenseBlock",
+     [("nn.BatchNorm2d(in_ch + i * growth_rate), nn.ReLU(),\n                          nn.Conv2d(in_ch + i * growth_rate, growth_rate",
+       "nn.BatchNorm2d(in_ch), nn.ReLU(),\n                          nn.Conv2d(in_ch, in_ch"),
+      ("""        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, dim=1)))
+        return torch.cat(features, dim=1)""", """        for layer in self.layers:
+            x = x + layer(x)
+        return x""")], "Concatenate"),
+    ("dense_block", "each layer sees only the previous output", "DenseBlock",
+     [("nn.BatchNorm2d(in_ch + i * growth_rate), nn.ReLU(),\n                          nn.Conv2d(in_ch + i * growth_rate, growth_rate",
+       "nn.BatchNorm2d(in_ch if i == 0 else growth_rate), nn.ReLU(),\n                          nn.Conv2d(in_ch if i == 0 else growth_rate, growth_rate"),
+      ("features.append(layer(torch.cat(features, dim=1)))", "features.append(layer(features[-1]))")],
+     "not built as the docstring says"),
+    ("dense_block", "input left out of the output", "DenseBlock",
+     [("return torch.cat(features, dim=1)", "return torch.cat(features[1:], dim=1)")], "channels"),
+    ("dense_block", "new features put first", "DenseBlock",
+     [("return torch.cat(features, dim=1)", "return torch.cat(features[::-1], dim=1)")], "input first"),
+    ("simple_cnn", "softmax applied in forward", "SimpleCNN",
+     [("return self.head(self.features(x))", "return self.head(self.features(x)).softmax(dim=1)")], "raw logits"),
+    ("simple_cnn", "Linear sized for no pooling", "SimpleCNN",
+     [("nn.Linear(2 * w * 7 * 7, 128)", "nn.Linear(2 * w * 28 * 28, 128)")], "mat1 and mat2"),
+    ("simple_cnn", "final layer has a fixed 10 outputs", "SimpleCNN",
+     [("nn.Linear(128, num_classes)", "nn.Linear(128, 10)")], "num_classes=3"),
+    ("transfer", "freeze only the top-level parameters", "freeze",
+     [("module.parameters()", "module.parameters(recurse=False)")], "nested"),
+    ("transfer", "freeze returns nothing", "freeze", [("    return module\n", "")], "return the model"),
+    ("transfer", "replace the first Linear", "replace_head",
+     [("if isinstance(m, nn.Linear)][-1]", "if isinstance(m, nn.Linear)][0]")], "first Linear"),
+    ("transfer", "new head in float32", "replace_head",
+     [("device=old.weight.device, dtype=old.weight.dtype", "device=old.weight.device")], "dtype"),
+    ("transfer", "head set on the top-level model", "replace_head",
+     [("setattr(model.get_submodule(parent_name), child, new)", "setattr(model, child, new)")], "replace_head"),
+]
+
+
+def _objects(gid, target=None, repl=None):
+    objs = dict(EXERCISES[gid][2])
+    if target:
+        objs[target] = mutate(getattr(ref, target), repl)
+    return objs
+
+
+@pytest.mark.parametrize("gid", list(EXERCISES))
+def test_reference_passes(gid):
+    visible, hidden_test, objs = EXERCISES[gid]
+    visible(objs)
+    hidden_test(objs)
+
+
+@pytest.mark.parametrize("gid,name,target,repl,hint", MUTANTS, ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
+def test_mutant_is_caught(gid, name, target, repl, hint):
+    visible, hidden_test, _ = EXERCISES[gid]
+    objs = _objects(gid, target, repl)
+    with pytest.raises(AssertionError, match=hint):
+        visible(objs)
+    with pytest.raises(AssertionError):
+        hidden_test(objs)
+
+
+def test_every_exercise_has_two_mutants():
+    counts = {gid: sum(m[0] == gid for m in MUTANTS) for gid in EXERCISES}
+    assert min(counts.values()) >= 2, counts
+
+
+def test_cost_formulas_agree_with_counting_real_layers():
+    """The seed's formulas (K·K·C·M against K·K·C + C·M) and a hook count of a real forward pass."""
+    for C, M, K, H in ((16, 32, 3, 14), (64, 128, 3, 7)):
+        layer = ref.DepthwiseSeparableConv(C, M, K, padding=K // 2)
+        madds, params = ref.conv_cost(C, M, K, H, H, depthwise_separable=True)
+        assert ref.count_mult_adds(layer, torch.zeros(1, C, H, H)) == madds
+        assert sum(p.numel() for p in layer.parameters()) == params
+        std_madds, _ = ref.conv_cost(C, M, K, H, H)
+        assert std_madds / madds == pytest.approx(1 / (1 / M + 1 / K ** 2))
+
+
+# ---------------------------------------------------------------- correct, differently written versions
+
+def _conv2d_loops(x, weight, bias=None, stride=1, padding=0):
+    """Direct sliding window: a loop over output positions, one einsum per position."""
+    (sh, sw), (ph, pw) = ref.pair(stride), ref.pair(padding)
+    x = F.pad(x, (pw, pw, ph, ph))
+    M, _, kh, kw = weight.shape
+    Ho, Wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = torch.stack([torch.stack([torch.einsum("nchw,mchw->nm", x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw], weight)
+                                    for j in range(Wo)], -1) for i in range(Ho)], -2)
+    return out + bias.view(1, -1, 1, 1) if bias is not None else out
+
+
+def _max_pool_unfold_view(x, kernel_size, stride=None):
+    kh, kw = ref.pair(kernel_size)
+    sh, sw = ref.pair(stride or kernel_size)
+    return x.unfold(2, kh, sh).unfold(3, kw, sw).amax(dim=(-1, -2))
+
+
+def _avg_pool_unfold_view(x, kernel_size, stride=None):
+    kh, kw = ref.pair(kernel_size)
+    sh, sw = ref.pair(stride or kernel_size)
+    return x.unfold(2, kh, sh).unfold(3, kw, sw).mean(dim=(-1, -2))
+
+
+class _Conv2dKaiming(nn.Module):
+    """Initialised the way nn.Conv2d does it, with kaiming_uniform_(a=√5)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.stride, self.padding = stride, padding
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *ref.pair(kernel_size)))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        if bias:
+            bound = 1 / (in_channels * self.weight[0, 0].numel()) ** 0.5
+            self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return _conv2d_loops(x, self.weight, self.bias, self.stride, self.padding)
+
+
+class _DSCVariant(nn.Sequential):
+    def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0):
+        super().__init__()
+        self.add_module("depthwise", nn.Conv2d(in_ch, in_ch, kernel_size, stride, padding, groups=in_ch, bias=False))
+        self.add_module("pointwise", nn.Conv2d(in_ch, out_ch, (1, 1), bias=False))
+
+
+def _cost_variant(in_ch, out_ch, kernel_size, out_h, out_w, depthwise_separable=False):
+    positions = out_h * out_w
+    if depthwise_separable:
+        dw, pw = kernel_size ** 2 * in_ch, in_ch * out_ch
+        return positions * dw + positions * pw, dw + pw
+    return positions * kernel_size ** 2 * in_ch * out_ch, kernel_size ** 2 * in_ch * out_ch
+
+
+class _ResVariant(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+                                    nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                                    nn.BatchNorm2d(channels))
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        out = self.branch(x)
+        out += x  # in place on the branch output, as torchvision's BasicBlock does
+        return self.act(out)
+
+
+class _DenseVariant(nn.Module):
+    """Keeps a growing tensor instead of a list."""
+
+    def __init__(self, in_ch, growth_rate, num_layers):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        for i in range(num_layers):
+            c = in_ch + i * growth_rate
+            self.layers.append(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, growth_rate, 3, padding=1, bias=False)))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.cat((x, layer(x)), 1)
+        return x
+
+
+class _LeNetish(nn.Module):
+    """A different but working architecture: LeNet-5-like with ReLU, strided second conv."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(32, 64, 5, padding=2, stride=2), nn.ReLU(),
+                                 nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Linear(256, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _freeze_variant(module):
+    module.requires_grad_(False)
+    return module
+
+
+def _replace_head_variant(model, num_classes):
+    """Walks the dotted name by hand, indexing Sequentials."""
+    name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    *parents, leaf = name.split(".")
+    parent = model
+    for part in parents:
+        parent = parent[int(part)] if part.isdigit() else getattr(parent, part)
+    old = parent[int(leaf)] if leaf.isdigit() else getattr(parent, leaf)
+    new = nn.Linear(old.in_features, num_classes).to(old.weight)
+    if leaf.isdigit():
+        parent[int(leaf)] = new
+    else:
+        setattr(parent, leaf, new)
+    return model
+
+
+VARIANTS = [
+    ("conv_output_size", {"conv_output_size": lambda size, kernel_size, stride=1, padding=0, dilation=1:
+                          int((size + 2 * padding - (dilation * (kernel_size - 1) + 1)) / stride) + 1}),
+    ("conv2d", {"conv2d": _conv2d_loops}),
+    ("pooling", {"max_pool2d": _max_pool_unfold_view, "avg_pool2d": _avg_pool_unfold_view}),
+    ("conv2d_module", {"Conv2d": _Conv2dKaiming}),
+    ("depthwise_separable", {"DepthwiseSeparableConv": _DSCVariant, "conv_cost": _cost_variant}),
+    ("residual_block", {"ResidualBlock": _ResVariant}),
+    ("dense_block", {"DenseBlock": _DenseVariant}),
+    ("simple_cnn", {"SimpleCNN": _LeNetish}),
+    ("transfer", {"freeze": _freeze_variant, "replace_head": _replace_head_variant}),
+]
+
+
+@pytest.mark.parametrize("gid,objs", VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_correct_variant_passes(gid, objs):
+    visible, hidden_test, _ = EXERCISES[gid]
+    visible(objs)
+    hidden_test(objs)
