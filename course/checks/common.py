@@ -65,7 +65,7 @@ def forbid_calls(fn, names: list[str], exercise: str) -> None:
         return  # source unavailable (e.g. defined in exec); nothing to inspect
     code = "\n".join(line.split("#")[0] for line in src.splitlines())  # ignore comments
     for name in names:
-        prefix = "" if name.startswith(".") else r"(?<![\w.])"  # ".softmax" means the tensor method
+        prefix = "" if name.startswith(".") else r"(?<!def )(?<![\w.])"  # ".softmax" means the tensor method
         if re.search(prefix + re.escape(name) + r"\s*\(", code):
             _fail(f"{exercise}: please write this one yourself without calling {name}(); "
                   "the check compares your version with it.")

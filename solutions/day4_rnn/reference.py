@@ -542,3 +542,21 @@ def date_accuracy(enc, dec, pairs, device="cpu") -> float:
     tokens, _ = greedy_decode(enc, dec, src, max_len=11)
     enc.train(), dec.train()
     return sum(p == t[1] for p, t in zip(decode(tokens.cpu()), pairs)) / len(pairs)
+
+
+# ----------------------------------------------------------------------------- binary addition experiment
+
+BPTT_STEPS = 3000
+"""SGD steps (batch 32) for the binary-addition RNN."""
+BPTT_LR = 2.0
+"""Learning rate for the mean gradient over the batch."""
+
+
+def bptt_accuracy(xs: torch.Tensor, ds: torch.Tensor, p: dict[str, torch.Tensor]) -> float:
+    """Fraction of sums whose every bit is right (prediction = y > 0.5)."""
+    z = xs.new_zeros(xs.shape[1], p["W"].shape[0])
+    ys = []
+    for t in range(xs.shape[0]):
+        z = torch.sigmoid(xs[t] @ p["W_in"] + z @ p["W"] + p["b"])
+        ys.append(torch.sigmoid(z @ p["W_out"] + p["c"]))
+    return ((torch.stack(ys) > 0.5).double() == ds).all(dim=0).all(dim=-1).double().mean().item()

@@ -1,0 +1,299 @@
+"""DAY 4: checks pass the reference and correct variants, and catch realistic mutants."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from autograder import day4_rnn as hidden
+from course.checks.day4 import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
+                                check_lstm_cell, check_multi_head_attention, check_positional_encoding,
+                                check_rnn_cell, check_seq2seq)
+from solutions.day4_rnn import reference as ref
+from tests.mutation import mutate
+
+
+def _ex(check, hidden_test, names):
+    return (lambda o: check(*(o[n] for n in names)), lambda o: hidden_test(*(o[n] for n in names)),
+            {n: getattr(ref, n) for n in names})
+
+
+EXERCISES = {
+    "rnn_cell": _ex(check_rnn_cell, hidden.hidden_rnn_cell, ["RNNCell", "unroll"]),
+    "bptt": _ex(check_bptt, hidden.hidden_bptt, ["rnn_bptt"]),
+    "lstm_cell": _ex(check_lstm_cell, hidden.hidden_lstm_cell, ["LSTMCell"]),
+    "gru_cell": _ex(check_gru_cell, hidden.hidden_gru_cell, ["GRUCell"]),
+    "bidirectional": _ex(check_bidirectional, hidden.hidden_bidirectional, ["BiLSTM"]),
+    "grad_clipping": _ex(check_grad_clipping, hidden.hidden_grad_clipping, ["clip_grad_norm"]),
+    "attention": _ex(check_attention, hidden.hidden_attention, ["scaled_dot_product_attention", "AdditiveAttention"]),
+    "multi_head_attention": _ex(check_multi_head_attention, hidden.hidden_multi_head_attention, ["MultiHeadAttention"]),
+    "positional_encoding": _ex(check_positional_encoding, hidden.hidden_positional_encoding, ["positional_encoding"]),
+    "seq2seq": _ex(check_seq2seq, hidden.hidden_seq2seq, ["Encoder", "AttnDecoder", "greedy_decode"]),
+}
+
+MUTANTS = [
+    ("rnn_cell", "h W_hh not transposed", "RNNCell", [("h @ self.weight_hh.T", "h @ self.weight_hh")], "transposed"),
+    ("rnn_cell", "previous state ignored", "RNNCell", [(" + h @ self.weight_hh.T + self.bias_hh", "")], "ignored"),
+    ("rnn_cell", "unroll restarts from h0 every step", "unroll", [("h = cell(x, h)", "h = cell(x, h0)")], "outputs"),
+    ("bptt", "missing the recurrent term δ^{t+1} Wᵀ", "rnn_bptt",
+     [("delta = (delta_next @ W.T + delta_out @ W_out.T)", "delta = (delta_out @ W_out.T)")], "next step"),
+    ("bptt", "∂L/∂W with z^t instead of z^{t−1}", "rnn_bptt", [('grads["W"] += z_prev.T @ delta', 'grads["W"] += z.T @ delta')],
+     "previous state"),
+    ("bptt", "sigmoid derivative taken as z", "rnn_bptt",
+     [("delta = (delta_next @ W.T + delta_out @ W_out.T) * z * (1 - z)", "delta = (delta_next @ W.T + delta_out @ W_out.T) * z")],
+     "∂L/∂"),
+    ("lstm_cell", "input and forget gates swapped", "LSTMCell", [("i, f, g, o = gates.chunk", "f, i, g, o = gates.chunk")],
+     "gate order"),
+    ("lstm_cell", "h' = o ⊙ c (no tanh)", "LSTMCell", [("h = torch.sigmoid(o) * torch.tanh(c)", "h = torch.sigmoid(o) * c")],
+     "tanh"),
+    ("gru_cell", "update gate the other way round", "GRUCell", [("return (1 - z) * n + z * h", "return z * n + (1 - z) * h")],
+     "torch's convention"),
+    ("gru_cell", "reset applied before the matrix product", "GRUCell",
+     [("n = torch.tanh(xn + r * hn)",
+       "n = torch.tanh(xn + (r * h) @ self.weight_hh[2 * self.hidden_size:].T + self.bias_hh[2 * self.hidden_size:])")],
+     "after the matrix product"),
+    ("bidirectional", "backward outputs left reversed", "BiLSTM", [("torch.stack(bwd_out[::-1])", "torch.stack(bwd_out)")],
+     "flip them back"),
+    ("bidirectional", "backward cell reads forwards", "BiLSTM", [("for x in xs.flip(0):", "for x in xs:")],
+     "from x_T down"),
+    ("grad_clipping", "per-parameter clipping", "clip_grad_norm",
+     [("""    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef)""", """    for g in grads:
+        g.mul_(torch.clamp(max_norm / (g.norm() + 1e-6), max=1.0))""")], "own norm"),
+    ("grad_clipping", "always rescales to max_norm", "clip_grad_norm",
+     [("coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)", "coef = max_norm / (total + 1e-6)")], "capped at 1"),
+    ("grad_clipping", "returns the norm after clipping", "clip_grad_norm", [("    return total\n", "    return total * coef\n")],
+     "before clipping"),
+    ("attention", "no 1/√d scaling", "scaled_dot_product_attention",
+     [("q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])", "q @ k.transpose(-2, -1)")], "√d"),
+    ("attention", "mask applied after the softmax", "scaled_dot_product_attention",
+     [("        scores = scores.masked_fill(~mask, float(\"-inf\"))\n    weights = torch.softmax(scores, dim=-1)\n",
+       "        pass\n    weights = torch.softmax(scores, dim=-1)\n    if mask is not None:\n        weights = weights * mask\n")],
+     "before the softmax"),
+    ("attention", "causal mask the wrong way round", "scaled_dot_product_attention", [(".tril()", ".triu()")], "weight exactly 0"),
+    ("attention", "additive attention without tanh", "AdditiveAttention",
+     [("self.v(torch.tanh(self.W_q(query)[:, None, :] + self.W_k(keys)))", "self.v(self.W_q(query)[:, None, :] + self.W_k(keys))")],
+     "tanh"),
+    ("multi_head_attention", "heads split without the transpose", "MultiHeadAttention",
+     [("t.reshape(N, n, H, E // H).transpose(1, 2)", "t.reshape(N, H, n, E // H)")], "Split E"),
+    ("multi_head_attention", "per-head weights returned", "MultiHeadAttention", [("weights.mean(dim=1)", "weights")], "averaged"),
+    ("multi_head_attention", "out_proj skipped", "MultiHeadAttention", [("return self.out_proj(out), ", "return out, ")],
+     "MultiHeadAttention output"),
+    ("positional_encoding", "sin and cos swapped", "positional_encoding",
+     [("pe[:, 0::2] = torch.sin(pos * freq)", "pe[:, 0::2] = torch.cos(pos * freq)"),
+      ("pe[:, 1::2] = torch.cos(pos * freq[: D // 2])", "pe[:, 1::2] = torch.sin(pos * freq[: D // 2])")], "even dims"),
+    ("positional_encoding", "frequency from i instead of 2i", "positional_encoding",
+     [("-torch.arange(0, D, 2, dtype=torch.float64) / D", "-torch.arange(0, D // 2 + D % 2, dtype=torch.float64) / D")],
+     "share the frequency"),
+    ("seq2seq", "greedy decode always feeds <bos>", "greedy_decode", [("        y = logits.argmax(dim=-1)\n        tokens.append(y)",
+                                                                       "        tokens.append(logits.argmax(dim=-1))")],
+     "feed back"),
+    ("seq2seq", "greedy decode keeps the encoder state", "greedy_decode",
+     [("logits, h, w = decoder(y, h, enc_outputs, mask)", "logits, _, w = decoder(y, h, enc_outputs, mask)")], "stale state"),
+    ("seq2seq", "encoder state from the forward direction only", "Encoder",
+     [("torch.cat([h[0], h[1]], dim=-1)", "torch.cat([h[0], h[0]], dim=-1)")], "final backward state"),
+    ("seq2seq", "decoder ignores the attention context", "AttnDecoder",
+     [("self.out(torch.cat([h, context], dim=-1))", "self.out(torch.cat([h, torch.zeros_like(context)], dim=-1))")],
+     "logits"),
+]
+
+
+def _objects(gid, target=None, repl=None):
+    objs = dict(EXERCISES[gid][2])
+    if target:
+        objs[target] = mutate(getattr(ref, target), repl)
+    return objs
+
+
+@pytest.mark.parametrize("gid", list(EXERCISES))
+def test_reference_passes(gid):
+    visible, hidden_test, objs = EXERCISES[gid]
+    visible(objs)
+    hidden_test(objs)
+
+
+@pytest.mark.parametrize("gid,name,target,repl,hint", MUTANTS, ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
+def test_mutant_is_caught(gid, name, target, repl, hint):
+    visible, hidden_test, _ = EXERCISES[gid]
+    objs = _objects(gid, target, repl)
+    with pytest.raises(AssertionError, match=hint):
+        visible(objs)
+    with pytest.raises(AssertionError):
+        hidden_test(objs)
+
+
+def test_every_exercise_has_two_mutants():
+    counts = {gid: sum(m[0] == gid for m in MUTANTS) for gid in EXERCISES}
+    assert min(counts.values()) >= 2, counts
+
+
+def test_bptt_trains_binary_addition_to_100_percent():
+    """The lecture's experiment: SGD with the hand-written gradients learns 8-bit addition."""
+    g = torch.Generator().manual_seed(0)
+    H = 16
+    p = {"W_in": torch.randn(2, H, generator=g, dtype=torch.float64), "W": torch.randn(H, H, generator=g, dtype=torch.float64) * 0.5,
+         "W_out": torch.randn(H, 1, generator=g, dtype=torch.float64), "b": torch.zeros(H, dtype=torch.float64),
+         "c": torch.zeros(1, dtype=torch.float64)}
+    for _ in range(ref.BPTT_STEPS):
+        xs, ds, _, _ = ref.binary_addition_data(32, generator=g)
+        _, grads = ref.rnn_bptt(xs, ds, *p.values())
+        for k in p:
+            p[k] -= ref.BPTT_LR * grads[k] / 32
+    xs, ds, _, _ = ref.binary_addition_data(1000, generator=torch.Generator().manual_seed(99))
+    assert ref.bptt_accuracy(xs, ds, p) == 1.0
+
+
+# ---------------------------------------------------------------- correct, differently written versions
+
+class _RNNCellVariant(ref.RNNCell):
+    def forward(self, x, h=None):
+        h = torch.zeros(x.shape[0], self.hidden_size, dtype=x.dtype) if h is None else h
+        u = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        return u.tanh() if self.nonlinearity == "tanh" else u.clamp(min=0)
+
+
+def _unroll_variant(cell, xs, h0=None):
+    outs = []
+    h = h0
+    for t in range(xs.shape[0]):
+        h = cell(xs[t], h)
+        outs.append(h)
+    return torch.stack(outs, 0), outs[-1]
+
+
+def _bptt_variant(xs, ds, W_in, W, W_out, b, c):
+    """Stores every δ first, then sums the gradients with einsum."""
+    T, N, _ = xs.shape
+    z = [xs.new_zeros(N, W.shape[0])]
+    y = []
+    for t in range(T):
+        z.append(torch.sigmoid(xs[t] @ W_in + z[-1] @ W + b))
+        y.append(torch.sigmoid(z[-1] @ W_out + c))
+    y, Z = torch.stack(y), torch.stack(z)
+    d_out = (y - ds) * y * (1 - y)
+    deltas = [None] * T
+    nxt = torch.zeros_like(z[0])
+    for t in range(T - 1, -1, -1):
+        nxt = deltas[t] = (nxt @ W.T + d_out[t] @ W_out.T) * Z[t + 1] * (1 - Z[t + 1])
+    D = torch.stack(deltas)
+    grads = {"W_in": torch.einsum("tnd,tnh->dh", xs, D), "W": torch.einsum("tnh,tnk->hk", Z[:-1], D),
+             "W_out": torch.einsum("tnh,tno->ho", Z[1:], d_out), "b": D.sum((0, 1)), "c": d_out.sum((0, 1))}
+    return 0.5 * ((y - ds) ** 2).sum(), grads
+
+
+class _LSTMVariant(ref.LSTMCell):
+    def forward(self, x, state=None):
+        h, c = state or (x.new_zeros(x.shape[0], self.hidden_size),) * 2
+        H = self.hidden_size
+        z = x @ self.weight_ih.T + h @ self.weight_hh.T + self.bias_ih + self.bias_hh
+        i, f, o = (torch.sigmoid(z[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
+        c = f * c + i * torch.tanh(z[:, 2 * H:3 * H])
+        return o * torch.tanh(c), c
+
+
+class _GRUVariant(ref.GRUCell):
+    def forward(self, x, h=None):
+        h = x.new_zeros(x.shape[0], self.hidden_size) if h is None else h
+        H = self.hidden_size
+        gi, gh = nn.functional.linear(x, self.weight_ih, self.bias_ih), nn.functional.linear(h, self.weight_hh, self.bias_hh)
+        r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+        z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        return n + z * (h - n)
+
+
+class _BiVariant(ref.BiLSTM):
+    def forward(self, xs):
+        T = xs.shape[0]
+        f, b = [None] * T, [None] * T
+        sf = sb = None
+        for t in range(T):
+            sf = self.fwd(xs[t], sf)
+            f[t] = sf[0]
+            sb = self.bwd(xs[T - 1 - t], sb)
+            b[T - 1 - t] = sb[0]
+        return torch.stack([torch.cat(p, -1) for p in zip(f, b)])
+
+
+def _clip_variant(parameters, max_norm):
+    ps = [p for p in parameters if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in ps]))
+    if total > max_norm:
+        for p in ps:
+            p.grad = p.grad * (max_norm / (total + 1e-6))
+    return total
+
+
+def _sdpa_variant(q, k, v, mask=None, is_causal=False):
+    scores = torch.einsum("...ld,...sd->...ls", q / math.sqrt(q.shape[-1]), k)
+    allowed = torch.ones(scores.shape[-2:], dtype=torch.bool)
+    if is_causal:
+        allowed = torch.arange(scores.shape[-1])[None, :] <= torch.arange(scores.shape[-2])[:, None]
+    if mask is not None:
+        allowed = allowed & mask
+    w = torch.where(allowed, scores, torch.tensor(-math.inf, dtype=scores.dtype)).softmax(-1)
+    return torch.einsum("...ls,...sd->...ld", w, v), w
+
+
+class _MHAVariant(ref.MultiHeadAttention):
+    def forward(self, query, key, value, key_padding_mask=None, attn_mask=None):
+        N, L, E = query.shape
+        H, d = self.num_heads, E // self.num_heads
+        q, k, v = self.q_proj(query), self.k_proj(key), self.v_proj(value)
+        outs, ws = [], []
+        for h in range(H):
+            s = slice(h * d, (h + 1) * d)
+            m = torch.ones(N, L, key.shape[1], dtype=torch.bool)
+            if key_padding_mask is not None:
+                m = m & ~key_padding_mask[:, None, :]
+            if attn_mask is not None:
+                m = m & ~attn_mask
+            o, w = _sdpa_variant(q[..., s], k[..., s], v[..., s], m)
+            outs.append(o)
+            ws.append(w)
+        return self.out_proj(torch.cat(outs, -1)), sum(ws) / H
+
+
+def _pe_variant(T, D):
+    pe = torch.empty(T, D)
+    for pos in range(T):
+        for j in range(D):
+            angle = pos / 10000 ** (2 * (j // 2) / D)
+            pe[pos, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+    return pe
+
+
+def _greedy_variant(encoder, decoder, src, max_len):
+    enc_outputs, h = encoder(src)
+    y = torch.full((src.shape[0],), ref.BOS, dtype=torch.long)
+    tokens = torch.zeros(src.shape[0], max_len, dtype=torch.long)
+    attn = torch.zeros(src.shape[0], max_len, src.shape[1], dtype=enc_outputs.dtype)
+    for t in range(max_len):
+        logits, h, w = decoder(y, h, enc_outputs, src != ref.PAD)
+        y = tokens[:, t] = logits.max(-1).indices
+        attn[:, t] = w
+    return tokens, attn
+
+
+VARIANTS = [
+    ("rnn_cell", {"RNNCell": _RNNCellVariant, "unroll": _unroll_variant}),
+    ("bptt", {"rnn_bptt": _bptt_variant}),
+    ("lstm_cell", {"LSTMCell": _LSTMVariant}),
+    ("gru_cell", {"GRUCell": _GRUVariant}),
+    ("bidirectional", {"BiLSTM": _BiVariant}),
+    ("grad_clipping", {"clip_grad_norm": _clip_variant}),
+    ("attention", {"scaled_dot_product_attention": _sdpa_variant, "AdditiveAttention": ref.AdditiveAttention}),
+    ("multi_head_attention", {"MultiHeadAttention": _MHAVariant}),
+    ("positional_encoding", {"positional_encoding": _pe_variant}),
+    ("seq2seq", {"Encoder": ref.Encoder, "AttnDecoder": ref.AttnDecoder, "greedy_decode": _greedy_variant}),
+]
+
+
+@pytest.mark.parametrize("gid,objs", VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_correct_variant_passes(gid, objs):
+    visible, hidden_test, _ = EXERCISES[gid]
+    visible(objs)
+    hidden_test(objs)
