@@ -36,6 +36,7 @@ ASSIGNMENTS: dict[str, str] = {
     "day1_optimization": "optimization",
     "day2_normalization": "normalization",
     "day3_cnn": "cnn",
+    "day4_rnn": "rnn",
 }
 SAMPLE_STUDENTS = ("reference", "blank", "buggy")
 
@@ -57,6 +58,19 @@ def _definitions(module_path: Path) -> dict[str, str]:
                     len(lines[end]) - len(lines[end].lstrip()) > node.col_offset:  # indented comments
                 end += 1
             out[node.name] = "\n".join(lines[start - 1:end])
+    body = ast.parse(text).body
+    for i, node in enumerate(body):  # constants: NAME = ... (with the docstring line after it, if any)
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [n.id for t in targets for n in ([t] if isinstance(t, ast.Name) else getattr(t, "elts", []))
+                     if isinstance(n, ast.Name)]
+            end = node.end_lineno
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant) and \
+                    isinstance(nxt.value.value, str):
+                end = nxt.end_lineno
+            for name in names:
+                out.setdefault(name, "\n".join(lines[node.lineno - 1:end]))
     return out
 
 
@@ -92,7 +106,8 @@ def instructor_notebook(aid: str) -> nbformat.NotebookNode:
                     for name in (n.strip() for n in line.split(":", 1)[1].split(",")):
                         if name not in defs:
                             raise BuildError(f"{src.name}: '# include: {name}' but reference.py defines no {name}")
-                        new_lines += [defs[name], "", ""]
+                        if defs[name] not in new_lines:  # "# include: PAD, BOS" share one line
+                            new_lines += [defs[name], "", ""]
                 else:
                     new_lines.append(line)
             cell.source = "\n".join(new_lines).strip("\n")

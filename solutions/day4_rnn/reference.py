@@ -560,3 +560,95 @@ def bptt_accuracy(xs: torch.Tensor, ds: torch.Tensor, p: dict[str, torch.Tensor]
         z = torch.sigmoid(xs[t] @ p["W_in"] + z @ p["W"] + p["b"])
         ys.append(torch.sigmoid(z @ p["W_out"] + p["c"]))
     return ((torch.stack(ys) > 0.5).double() == ds).all(dim=0).all(dim=-1).double().mean().item()
+
+
+# ----------------------------------------------------------------------------- experiments
+
+def train_binary_addition(steps: int = BPTT_STEPS, hidden: int = 16, seed: int = 0, bptt=None):
+    """SGD on 8-bit sums with the hand-written gradients; returns (parameters, loss per step)."""
+    bptt = bptt or rnn_bptt
+    g = torch.Generator().manual_seed(seed)
+    p = {"W_in": torch.randn(2, hidden, generator=g, dtype=torch.float64),
+         "W": torch.randn(hidden, hidden, generator=g, dtype=torch.float64) * 0.5,
+         "W_out": torch.randn(hidden, 1, generator=g, dtype=torch.float64),
+         "b": torch.zeros(hidden, dtype=torch.float64), "c": torch.zeros(1, dtype=torch.float64)}
+    losses = []
+    for _ in range(steps):
+        xs, ds, _, _ = binary_addition_data(32, generator=g)
+        loss, grads = bptt(xs, ds, *p.values())
+        for k in p:
+            p[k] -= BPTT_LR * grads[k] / 32
+        losses.append(float(loss) / 32)
+    return p, losses
+
+
+def gradient_through_time(cell: nn.Module, T: int = 100, seed: int = 0) -> list[float]:
+    """‖∂ h_T / ∂ x_t‖ for t = 1 … T: how much the last state still depends on each input."""
+    torch.manual_seed(seed)
+    xs = torch.randn(T, 1, cell.input_size, requires_grad=True)
+    state = None
+    for x in xs:
+        state = cell(x, state)
+    h = state[0] if isinstance(state, tuple) else state
+    (g,) = torch.autograd.grad(h.sum(), xs)
+    return g.norm(dim=(1, 2)).tolist()
+
+
+def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
+    """Binary addition by hand-written BPTT, vanishing gradients, and the date seq2seq; plots;
+    metrics on the last line."""
+    import sys
+    import time
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from course import get_device
+    from course.plotting import save
+
+    dev = get_device(device)
+    out = Path("runs/day4_rnn")
+    results: dict[str, float] = {}
+    # 1. binary addition
+    t0 = time.perf_counter()
+    p, losses = train_binary_addition(BPTT_STEPS)
+    xs, ds, _, _ = binary_addition_data(1000, generator=torch.Generator().manual_seed(99))
+    results["binary_addition"] = bptt_accuracy(xs, ds, p)
+    print(f"  binary addition: {results['binary_addition']:.3f} of 1,000 held-out sums exact "
+          f"({time.perf_counter() - t0:.1f}s)")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(losses, alpha=0.6)
+    ax.set(xlabel="SGD step", ylabel="loss per sum", title="Binary addition, hand-written BPTT")
+    print(f"saved {save(fig, out / 'binary_addition.png')}")
+    # 2. gradient through time and parameter counts
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, cell in (("RNN (tanh)", nn.RNNCell(8, 32)), ("LSTM", nn.LSTMCell(8, 32)), ("GRU", nn.GRUCell(8, 32))):
+        axes[0].semilogy(range(1, 101), gradient_through_time(cell), label=name)
+        axes[1].bar(name, sum(q.numel() for q in cell.parameters()))
+    axes[0].set(xlabel="input step t (T = 100)", ylabel="‖∂h_T/∂x_t‖", title="Gradient through time")
+    axes[0].legend()
+    axes[1].set(title="parameters (input 8, hidden 32)")
+    print(f"saved {save(fig, out / 'gradient_through_time.png')}")
+    # 3. seq2seq
+    steps = 300 if quick else 1200
+    t0 = time.perf_counter()
+    enc, dec, losses = train_dates(steps, device=dev)
+    test = make_dates(1000, torch.Generator().manual_seed(12345))
+    results["dates_exact_match"] = date_accuracy(enc, dec, test, device=dev)
+    print(f"  dates: {results['dates_exact_match']:.3f} exact match on 1,000 held-out dates after {steps} steps "
+          f"({time.perf_counter() - t0:.1f}s)")
+    examples = [("22 Nov 2026", ""), ("22/11/26", ""), ("Sunday, 22 November 2026", "")]
+    with torch.no_grad():
+        enc.eval(), dec.eval()
+        src = encode([e[0] for e in examples], IN_VOCAB).to(dev)
+        tokens, attn = greedy_decode(enc, dec, src, max_len=11)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (text, _), a, pred in zip(axes, examples, attn.cpu(), decode(tokens.cpu())):
+        ax.imshow(a[:len(pred), :len(text) + 1], cmap="viridis")
+        ax.set_xticks(range(len(text) + 1), list(text) + ["<eos>"], fontsize=7)
+        ax.set_yticks(range(len(pred)), list(pred))
+        ax.set_title(f"{text} → {pred}", fontsize=9)
+    print(f"saved {save(fig, out / 'attention.png')}")
+    sys.stdout.flush()
+    print("day4_rnn results: " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
+    return results
