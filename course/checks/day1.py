@@ -17,8 +17,9 @@ from course.device import get_device, strict_numerics
 # (atol, rtol) per dtype. Chosen from float64 runs: correct but differently written
 # implementations (Adam's "efficient" form, Nesterov's lookahead form) differ from torch
 # by < 1e-13 in float64 and < 1e-6 in float32 over 100 steps; every mutant we know of
-# differs by > 1e-7 (float64) within those steps.
-OPT_TOL = {torch.float64: (1e-10, 1e-8), torch.float32: (2e-5, 2e-4)}
+# differs by > 1e-7 (float64) within those steps. float32 is looser: over 120+ hidden steps with
+# betas (0.5, 0.9) the reference itself drifted 2e-4 from torch (rounding amplified by √v + eps).
+OPT_TOL = {torch.float64: (1e-10, 1e-8), torch.float32: (1e-4, 1e-3)}
 
 
 # ----------------------------------------------------------------------------- optimizers
