@@ -1,7 +1,7 @@
 """Hidden tests of DAY 2: the visible checks again with fresh seeds and other settings."""
 from __future__ import annotations
 
-from autograder.hidden import fresh_seed, hidden_case
+from autograder.hidden import run_hidden as _run
 from course.checks import (check_activations, check_batch_norm, check_batch_norm_backward, check_batchnorm2d,
                            check_dropout, check_group_norm, check_instance_norm, check_layer_norm, check_penalties)
 
@@ -10,14 +10,6 @@ SAMPLE_BUG = {
     "cell": "batch_norm_forward",
     "replace": [("        var = x.var(dim=dims, unbiased=False)\n", "        var = x.var(dim=dims, unbiased=True)\n")],
 }
-
-
-def _run(description, check, *args, repeats=2, **kwargs):
-    for _ in range(repeats):
-        seed = fresh_seed()
-        with hidden_case(description, seed):
-            check(*args, seed=seed, verbose=False, **kwargs)
-    print(f"\u2713 hidden tests passed for {description}")
 
 
 def hidden_activations(sigmoid, tanh, relu, leaky_relu, softmax):

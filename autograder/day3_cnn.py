@@ -1,7 +1,7 @@
 """Hidden tests of DAY 3: the visible checks again with fresh seeds (new shapes and data order)."""
 from __future__ import annotations
 
-from autograder.hidden import fresh_seed, hidden_case
+from autograder.hidden import run_hidden as _run
 from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_size, check_dense_block,
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
                            check_transfer)
@@ -11,14 +11,6 @@ SAMPLE_BUG = {
     "cell": "residual_block",
     "replace": [("        return F.relu(self.branch(x) + x)\n", "        return F.relu(self.branch(x))\n")],
 }
-
-
-def _run(description, check, *args, repeats=2, **kwargs):
-    for _ in range(repeats):
-        seed = fresh_seed()
-        with hidden_case(description, seed):
-            check(*args, seed=seed, verbose=False, **kwargs)
-    print(f"\u2713 hidden tests passed for {description}")
 
 
 def hidden_conv_output_size(conv_output_size):

@@ -1,7 +1,7 @@
 """Hidden tests of DAY 4: the visible checks again with fresh seeds."""
 from __future__ import annotations
 
-from autograder.hidden import fresh_seed, hidden_case
+from autograder.hidden import run_hidden as _run
 from course.checks.day4 import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
                                 check_lstm_cell, check_multi_head_attention, check_positional_encoding,
                                 check_rnn_cell, check_seq2seq)
@@ -12,14 +12,6 @@ SAMPLE_BUG = {
     "replace": [("    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])\n",
                  "    scores = q @ k.transpose(-2, -1)\n")],
 }
-
-
-def _run(description, check, *args, repeats=2, **kwargs):
-    for _ in range(repeats):
-        seed = fresh_seed()
-        with hidden_case(description, seed):
-            check(*args, seed=seed, verbose=False, **kwargs)
-    print(f"\u2713 hidden tests passed for {description}")
 
 
 def hidden_rnn_cell(RNNCell, unroll):

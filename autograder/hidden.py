@@ -20,3 +20,12 @@ def hidden_case(description: str, seed: int):
             yield
         except AssertionError as e:
             raise AssertionError(f"hidden test '{description}' (seed {seed}) failed: {e}") from None
+
+
+def run_hidden(description: str, check, *args, repeats: int = 2, **kwargs) -> None:
+    """Run a visible check ``repeats`` times on fresh seeds, silently; print one line when all pass."""
+    for _ in range(repeats):
+        seed = fresh_seed()
+        with hidden_case(description, seed):
+            check(*args, seed=seed, verbose=False, **kwargs)
+    print(f"\u2713 hidden tests passed for {description}")
