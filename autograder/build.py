@@ -37,6 +37,7 @@ ASSIGNMENTS: dict[str, str] = {
     "day2_normalization": "normalization",
     "day3_cnn": "cnn",
     "day4_rnn": "rnn",
+    "day5_gan": "gan",
 }
 SAMPLE_STUDENTS = ("reference", "blank", "buggy")
 

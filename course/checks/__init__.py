@@ -18,6 +18,8 @@ from course.checks.day3 import (check_conv2d, check_conv2d_module, check_conv_ou
 from course.checks.day4 import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
                                 check_lstm_cell, check_multi_head_attention, check_positional_encoding,
                                 check_rnn_cell, check_seq2seq)
+from course.checks.day5 import (check_conditional, check_discriminator, check_gan_losses, check_generator,
+                                check_train_step, check_vae)
 
 __all__ = ["CheckFailed", "compare", "OPT_TOL", "check_init", "check_minibatches", "check_optimizer",
            "check_schedule", "check_activations", "check_batch_norm", "check_batch_norm_backward",
@@ -26,4 +28,5 @@ __all__ = ["CheckFailed", "compare", "OPT_TOL", "check_init", "check_minibatches
            "check_depthwise_separable", "check_residual_block", "check_dense_block", "check_simple_cnn",
            "check_transfer", "count_mult_adds", "check_rnn_cell", "check_bptt", "check_lstm_cell", "check_gru_cell",
            "check_bidirectional", "check_grad_clipping", "check_attention", "check_multi_head_attention",
-           "check_positional_encoding", "check_seq2seq"]
+           "check_positional_encoding", "check_seq2seq", "check_generator", "check_discriminator", "check_gan_losses",
+           "check_train_step", "check_conditional", "check_vae"]

@@ -1,0 +1,383 @@
+"""DAY 5, generative adversarial networks (敵対的生成ネットワーク, GAN): reference solutions.
+
+Single source of truth for the DAY 5 notebook (see solutions/day1_optimization/reference.py
+for how `course build` uses it).
+
+References:
+    - Goodfellow et al. 2014, "Generative Adversarial Nets" (the minimax game and the
+      non-saturating generator loss).
+    - Radford et al. 2016, "Unsupervised Representation Learning with Deep Convolutional GANs"
+      (DCGAN: transposed convolutions, BatchNorm, ReLU/LeakyReLU, Adam lr 2e-4, β1 = 0.5).
+    - Mirza & Osindero 2014, "Conditional Generative Adversarial Nets".
+    - Kingma & Welling 2014, "Auto-Encoding Variational Bayes" (VAE, reparameterisation trick).
+    - Heusel et al. 2017 (the Fréchet distance, computed here on a digit classifier's features).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ----------------------------------------------------------------------------- models
+
+
+class Generator(nn.Module):
+    """DCGAN generator (生成器): noise z (N, z_dim) → image (N, 1, 28, 28) in [-1, 1].
+
+    Layers, in this order (``bias=False`` where a BatchNorm follows):
+        Linear(z_dim, 64·7·7, bias=False) → reshape to (N, 64, 7, 7) → BatchNorm2d(64) → ReLU
+        → ConvTranspose2d(64, 32, 4, stride=2, padding=1, bias=False) → BatchNorm2d(32) → ReLU   # (N, 32, 14, 14)
+        → ConvTranspose2d(32, 1, 4, stride=2, padding=1) → tanh                                  # (N, 1, 28, 28)
+    """
+
+    def __init__(self, z_dim: int = 64):
+        super().__init__()
+        self.z_dim = z_dim
+        ### BEGIN SOLUTION
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, 64 * 7 * 7, bias=False), nn.Unflatten(1, (64, 7, 7)),
+            nn.BatchNorm2d(64), nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1), nn.Tanh(),
+        )
+        ### END SOLUTION
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.net(z)
+        ### END SOLUTION
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator (識別器): image (N, 1, 28, 28) → one logit per image, shape (N,).
+
+    Layers, in this order:
+        Conv2d(1, 32, 4, stride=2, padding=1) → LeakyReLU(0.2)                                # (N, 32, 14, 14)
+        → Conv2d(32, 64, 4, stride=2, padding=1, bias=False) → BatchNorm2d(64) → LeakyReLU(0.2)  # (N, 64, 7, 7)
+        → flatten → Linear(64·7·7, 1)
+    It returns the logit (no sigmoid): the losses use the numerically stable logit form.
+    """
+
+    def __init__(self):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 1),
+        )
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.net(x).squeeze(1)
+        ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's loss: binary cross-entropy with label 1 for real and 0 for fake, each averaged over its batch:
+
+        L_D = −mean log σ(D(x)) − mean log(1 − σ(D(G(z))))
+            = mean softplus(−real_logits) + mean softplus(fake_logits)
+
+    using log σ(s) = −softplus(−s) and log(1 − σ(s)) = −softplus(s), which stay finite for any s.
+    Shape: real_logits (N,), fake_logits (M,) → scalar.
+    """
+    ### BEGIN SOLUTION
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    ### END SOLUTION
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """G's non-saturating loss: L_G = −mean log σ(D(G(z))) = mean softplus(−fake_logits).
+
+    (The minimax form would minimise mean log(1 − σ(D(G(z)))), whose gradient vanishes exactly
+    when D confidently rejects the fakes, i.e. early in training.) Shape: (M,) → scalar.
+    """
+    ### BEGIN SOLUTION
+    return F.softplus(-fake_logits).mean()
+    ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- one training step
+
+
+def gan_train_step(G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
+                   real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[float, float]:
+    """One round of the game: first one D update, then one G update.
+
+    1. fake = G(z); L_D = discriminator_loss(D(real), D(fake.detach())); D takes a step.
+       ``.detach()``: D's loss must not send gradients into G.
+    2. L_G = generator_loss(D(fake)); G takes a step. D's parameters get gradients here too,
+       but only opt_G steps; D's gradients are cleared before its next update.
+    D is called on the real and the fake batch separately (BatchNorm statistics per batch).
+    With ``labels`` (N,), the models are conditional: call G(z, labels), D(x, labels).
+    Returns (L_D, L_G) as Python floats.
+    """
+    cond = () if labels is None else (labels,)
+    ### BEGIN SOLUTION
+    fake = G(z, *cond)
+    d_loss = discriminator_loss(D(real, *cond), D(fake.detach(), *cond))
+    opt_D.zero_grad()
+    d_loss.backward()
+    opt_D.step()
+    g_loss = generator_loss(D(fake, *cond))
+    opt_G.zero_grad()
+    g_loss.backward()
+    opt_G.step()
+    ### END SOLUTION
+    return d_loss.item(), g_loss.item()
+
+
+# ----------------------------------------------------------------------------- conditional GAN
+
+
+class CondGenerator(nn.Module):
+    """Conditional generator: G(z, y). The label y (N,) is embedded by nn.Embedding(n_classes, 16)
+    and concatenated to z; the rest is the Generator with input size z_dim + 16.
+    Shape: z (N, z_dim), labels (N,) int64 → (N, 1, 28, 28) in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 64, n_classes: int = 10):
+        super().__init__()
+        self.z_dim = z_dim
+        ### BEGIN SOLUTION
+        self.embed = nn.Embedding(n_classes, 16)
+        self.body = Generator(z_dim + 16)
+        ### END SOLUTION
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.body(torch.cat([z, self.embed(labels)], dim=1))
+        ### END SOLUTION
+
+
+class CondDiscriminator(nn.Module):
+    """Conditional discriminator: D(x, y). The label is embedded by nn.Embedding(n_classes, 28·28),
+    reshaped to an image (N, 1, 28, 28) and stacked with x as a second channel; the rest is the
+    Discriminator with 2 input channels (first conv: Conv2d(2, 32, 4, stride=2, padding=1)). Shape: x (N, 1, 28, 28), labels (N,) → logits (N,)."""
+
+    def __init__(self, n_classes: int = 10):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.embed = nn.Embedding(n_classes, 28 * 28)
+        self.body = Discriminator()
+        self.body.net[0] = nn.Conv2d(2, 32, 4, stride=2, padding=1)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        y_map = self.embed(labels).view(-1, 1, 28, 28)  # (N, 1, 28, 28)
+        return self.body(torch.cat([x, y_map], dim=1))
+        ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- VAE (the other generative family)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The reparameterisation trick (再パラメータ化): z = μ + σ ⊙ ε with σ = exp(logvar / 2), ε ~ N(0, I)
+    drawn from ``generator`` with torch.randn(mu.shape, generator=...). The randomness sits in ε,
+    so gradients reach μ and logvar. Shape: (N, D) → (N, D)."""
+    ### BEGIN SOLUTION
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    return mu + torch.exp(0.5 * logvar) * eps
+    ### END SOLUTION
+
+
+def vae_loss(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Negative ELBO per sample, averaged over the batch:
+
+        −ELBO = −E_q[log p(x|z)] + KL(q(z|x) ‖ N(0, I))
+              = BCE_with_logits(x_logits, x) summed over pixels − ½ Σ_j (1 + logvar_j − μ_j² − exp(logvar_j))
+
+    Shape: x_logits and x (N, 1, 28, 28) with x in [0, 1]; mu, logvar (N, D) → scalar.
+    """
+    ### BEGIN SOLUTION
+    recon = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+    return (recon + kl).mean()
+    ### END SOLUTION
+
+
+class VAE(nn.Module):
+    """A small fully connected VAE (オートエンコーダ with a Gaussian latent z ~ N(0, I)); provided."""
+
+    def __init__(self, z_dim: int = 16, hidden: int = 400):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, 2 * z_dim))
+        self.decoder = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, 28 * 28),
+                                     nn.Unflatten(1, (1, 28, 28)))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return self.decoder(reparameterize(mu, logvar, generator)), mu, logvar
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class GANConfig:
+    steps: int = 3000
+    """Rounds of gan_train_step (one D and one G update each)."""
+    batch_size: int = 64
+    """Real images per D update; G draws as many z."""
+    z_dim: int = 64
+    """Size of the noise vector."""
+    lr: float = 2e-4
+    """Adam learning rate for both players (DCGAN)."""
+    beta1: float = 0.5
+    """Adam β1 (DCGAN: 0.5 damps the oscillation of the two-player game)."""
+    seed: int = 0
+    """Seeds the weights, the batches and the noise."""
+
+
+def dcgan_init(m: nn.Module) -> None:
+    """DCGAN's initialisation: conv and linear weights ~ N(0, 0.02), BatchNorm γ ~ N(1, 0.02), β = 0."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def train_gan(X: torch.Tensor, y: torch.Tensor | None = None, cfg: GANConfig = GANConfig(), *, conditional=False,
+              device="cpu", snapshot_every: int = 0, progress: bool = True, models=None, step_fn=None):
+    """Train a (conditional) DCGAN on images X (N, 1, 28, 28) in [0, 1] (labels y for the
+    conditional one). Returns (G, D, history) with history["d_loss"], ["g_loss"] per step and
+    ["snapshots"]: (step, 64 samples from a fixed z) every ``snapshot_every`` steps."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    step_fn = step_fn or gan_train_step
+    torch.manual_seed(cfg.seed)
+    if models is None:
+        models = (CondGenerator(cfg.z_dim), CondDiscriminator()) if conditional else (Generator(cfg.z_dim),
+                                                                                    Discriminator())
+    G, D = (m.to(device).train() for m in models)
+    G.apply(dcgan_init), D.apply(dcgan_init)
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    g = torch.Generator().manual_seed(cfg.seed)
+    fixed_z = torch.randn(64, cfg.z_dim, generator=g).to(device)
+    fixed_y = torch.arange(64).remainder(10).to(device) if conditional else None
+    X = X.mul(2).sub(1)  # [0, 1] → [-1, 1], the range of tanh
+    history = {"d_loss": [], "g_loss": [], "snapshots": []}
+    order = torch.randperm(len(X), generator=g)
+    pos = 0
+    for step in tqdm(range(1, cfg.steps + 1), desc="GAN" + (" (conditional)" if conditional else ""),
+                     disable=not progress, file=sys.stdout, leave=False):
+        if pos + cfg.batch_size > len(X):
+            order, pos = torch.randperm(len(X), generator=g), 0
+        idx = order[pos:pos + cfg.batch_size]
+        pos += cfg.batch_size
+        z = torch.randn(len(idx), cfg.z_dim, generator=g).to(device)
+        labels = y[idx].to(device) if conditional else None
+        d_loss, g_loss = step_fn(G, D, opt_G, opt_D, X[idx].to(device), z, labels)
+        history["d_loss"].append(d_loss)
+        history["g_loss"].append(g_loss)
+        if snapshot_every and (step % snapshot_every == 0 or step == cfg.steps):
+            history["snapshots"].append((step, sample(G, fixed_z, fixed_y).cpu()))
+    return G.eval(), D.eval(), history
+
+
+@torch.no_grad()
+def sample(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """G's images for noise z in eval mode (BatchNorm uses its running statistics); G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    out = G(z) if labels is None else G(z, labels)
+    G.train(was_training)
+    return out
+
+
+def train_vae(X: torch.Tensor, steps: int = 2000, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+              device="cpu") -> tuple[VAE, list[float]]:
+    """Adam on the negative ELBO; returns the VAE and the loss per step."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    vae = VAE().to(device)
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        x = X[torch.randint(len(X), (batch_size,), generator=g)].to(device)
+        x_logits, mu, logvar = vae(x)
+        loss = vae_loss(x_logits, x, mu, logvar)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return vae.eval(), losses
+
+
+def show_grid(ax, images: torch.Tensor, nrow: int = 8, title: str = "") -> None:
+    """Draw images (N, 1, 28, 28) in [-1, 1] as one grid on a matplotlib axis."""
+    n = len(images)
+    ncol = -(-n // nrow)
+    grid = torch.ones(ncol * 29 + 1, nrow * 29 + 1)
+    for i, img in enumerate(images[:, 0].cpu()):
+        r, c = divmod(i, nrow)
+        grid[1 + r * 29:1 + r * 29 + 28, 1 + c * 29:1 + c * 29 + 28] = (img + 1) / 2
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+
+
+def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
+    """Train the DCGAN and the conditional GAN, judge 1,000 samples of each; plots; metrics on the last line."""
+    import sys
+    import time
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from course import get_device
+    from course.data import load_mnist
+    from course.judge import judge_samples, load_judge
+    from course.plotting import save
+
+    dev = get_device(device)
+    out = Path("runs/day5_gan")
+    X, y = load_mnist("train")
+    X_test, _ = load_mnist("test")
+    judge = load_judge(dev)
+    steps = 300 if quick else 3000
+    results: dict[str, float] = {}
+    g = torch.Generator().manual_seed(1234)
+    z = torch.randn(1000, 64, generator=g).to(dev)
+    wanted = torch.arange(1000).remainder(10).to(dev)
+    for conditional in (False, True):
+        name = "cgan" if conditional else "gan"
+        t0 = time.perf_counter()
+        G, D, hist = train_gan(X, y, GANConfig(steps=steps), conditional=conditional, device=dev,
+                               snapshot_every=steps // 4)
+        imgs = sample(G, z, wanted if conditional else None)
+        scores = judge_samples(imgs, judge, labels=wanted if conditional else None, real=X_test.to(dev))
+        results.update({f"{name}_{k}": v for k, v in scores.items()})
+        print(f"  {name}: {steps} steps in {time.perf_counter() - t0:.0f}s; " +
+              ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+        fig, axes = plt.subplots(1, len(hist["snapshots"]) + 1, figsize=(4 * (len(hist["snapshots"]) + 1), 4))
+        for ax, (step, snap) in zip(axes, hist["snapshots"]):
+            show_grid(ax, snap, title=f"step {step}")
+        axes[-1].plot(hist["d_loss"], label="D", alpha=0.7)
+        axes[-1].plot(hist["g_loss"], label="G", alpha=0.7)
+        axes[-1].set(xlabel="step", title="losses")
+        axes[-1].legend()
+        print(f"saved {save(fig, out / f'{name}_training.png')}")
+    vae, _ = train_vae(X, steps=300 if quick else 2000, device=dev)
+    with torch.no_grad():
+        vae_imgs = torch.sigmoid(vae.decoder(torch.randn(1000, 16, generator=g).to(dev))) * 2 - 1
+    vae_scores = judge_samples(vae_imgs, judge, real=X_test.to(dev))
+    results.update({f"vae_{k}": v for k, v in vae_scores.items()})
+    print("  vae: " + ", ".join(f"{k} {v:.3f}" for k, v in vae_scores.items()))
+    sys.stdout.flush()
+    print("day5_gan results: " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
+    return results
