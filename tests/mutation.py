@@ -25,3 +25,56 @@ def mutate(obj, replacements: list[tuple[str, str]]):
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)  # so inspect.getsource works
     exec(compile(src, filename, "exec"), ns)
     return ns[obj.__name__]
+
+
+def exercise(check, hidden_test, names: list[str], ref):
+    """One grade_id's entry: (run the visible check, run the hidden test, the reference objects).
+    Both runners take a dict {name: object} and pass the objects in the order of ``names``."""
+    return (lambda o: check(*(o[n] for n in names)), lambda o: hidden_test(*(o[n] for n in names)),
+            {n: getattr(ref, n) for n in names})
+
+
+def exercise_tests(ref, exercises: dict, mutants: list, variants: list) -> dict:
+    """The four standard tests of one DAY's checks, for ``globals().update(...)`` in its test module:
+
+    - the reference passes the visible check and the hidden test of every exercise;
+    - every mutant (grade_id, name, object to mutate, replacements, regex expected in the visible
+      message) fails the visible check with that message, and fails the hidden test;
+    - every exercise has at least two mutants;
+    - every correct variant (grade_id, {name: object}) passes both.
+    """
+    import pytest
+
+    def _objects(gid, target=None, repl=None):
+        objs = dict(exercises[gid][2])
+        if target:
+            objs[target] = mutate(getattr(ref, target), repl)
+        return objs
+
+    @pytest.mark.parametrize("gid", list(exercises))
+    def test_reference_passes(gid):
+        visible, hidden_test, objs = exercises[gid]
+        visible(objs)
+        hidden_test(objs)
+
+    @pytest.mark.parametrize("gid,name,target,repl,hint", mutants, ids=[f"{m[0]}: {m[1]}" for m in mutants])
+    def test_mutant_is_caught(gid, name, target, repl, hint):
+        visible, hidden_test, _ = exercises[gid]
+        objs = _objects(gid, target, repl)
+        with pytest.raises(AssertionError, match=hint):
+            visible(objs)
+        with pytest.raises(AssertionError):
+            hidden_test(objs)
+
+    def test_every_exercise_has_two_mutants():
+        counts = {gid: sum(m[0] == gid for m in mutants) for gid in exercises}
+        assert min(counts.values()) >= 2, counts
+
+    @pytest.mark.parametrize("gid,objs", variants, ids=[v[0] for v in variants])
+    def test_correct_variant_passes(gid, objs):
+        visible, hidden_test, _ = exercises[gid]
+        visible(objs)
+        hidden_test(objs)
+
+    return {f.__name__: f for f in (test_reference_passes, test_mutant_is_caught, test_every_exercise_has_two_mutants,
+                                    test_correct_variant_passes)}

@@ -11,12 +11,11 @@ from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
                            check_transfer)
 from solutions.day3_cnn import reference as ref
-from tests.mutation import mutate
+from tests.mutation import exercise, exercise_tests
 
 
 def _ex(check, hidden_test, names):
-    return (lambda o: check(*(o[n] for n in names)), lambda o: hidden_test(*(o[n] for n in names)),
-            {n: getattr(ref, n) for n in names})
+    return exercise(check, hidden_test, names, ref)
 
 
 # grade_id -> (visible check on a dict of student objects, hidden test, reference objects)
@@ -138,33 +137,6 @@ MUTANTS = [
 ]
 
 
-def _objects(gid, target=None, repl=None):
-    objs = dict(EXERCISES[gid][2])
-    if target:
-        objs[target] = mutate(getattr(ref, target), repl)
-    return objs
-
-
-@pytest.mark.parametrize("gid", list(EXERCISES))
-def test_reference_passes(gid):
-    visible, hidden_test, objs = EXERCISES[gid]
-    visible(objs)
-    hidden_test(objs)
-
-
-@pytest.mark.parametrize("gid,name,target,repl,hint", MUTANTS, ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
-def test_mutant_is_caught(gid, name, target, repl, hint):
-    visible, hidden_test, _ = EXERCISES[gid]
-    objs = _objects(gid, target, repl)
-    with pytest.raises(AssertionError, match=hint):
-        visible(objs)
-    with pytest.raises(AssertionError):
-        hidden_test(objs)
-
-
-def test_every_exercise_has_two_mutants():
-    counts = {gid: sum(m[0] == gid for m in MUTANTS) for gid in EXERCISES}
-    assert min(counts.values()) >= 2, counts
 
 
 def test_cost_formulas_agree_with_counting_real_layers():
@@ -314,8 +286,5 @@ VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("gid,objs", VARIANTS, ids=[v[0] for v in VARIANTS])
-def test_correct_variant_passes(gid, objs):
-    visible, hidden_test, _ = EXERCISES[gid]
-    visible(objs)
-    hidden_test(objs)
+# reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
+globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))

@@ -61,10 +61,11 @@ EXPECTED = {
     "day2_normalization": (17.0, {"test_batch_norm_forward", "test_batchnorm2d"}),  # BatchNorm2d uses batch_norm
     "day3_cnn": (18.0, {"test_residual_block"}),
     "day4_rnn": (18.0, {"test_attention", "test_multi_head_attention"}),  # MultiHeadAttention uses the sdpa
+    "day5_gan": (13.0, {"test_gan_losses"}),
 }
 
 
-N_TESTS = {"day1_optimization": 9, "day2_normalization": 9, "day3_cnn": 9, "day4_rnn": 10}
+N_TESTS = {"day1_optimization": 9, "day2_normalization": 9, "day3_cnn": 9, "day4_rnn": 10, "day5_gan": 6}
 
 
 @pytest.mark.slow

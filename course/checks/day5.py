@@ -270,7 +270,7 @@ def check_train_step(gan_train_step, discriminator_loss, generator_loss, *, seed
                                hint="'backward through the graph a second time' means D's loss used the fake "
                                     "without .detach(), so its backward freed G's graph before G's own backward.")
             try:
-                got = tuple(float(v) for v in got)
+                got = tuple(float(v.detach()) if torch.is_tensor(v) else float(v) for v in got)
                 assert len(got) == 2
             except Exception:  # noqa: BLE001
                 _fail(f"gan_train_step should return (d_loss, g_loss) as two floats, got {got!r}.")

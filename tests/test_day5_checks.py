@@ -1,0 +1,239 @@
+"""DAY 5: checks pass the reference and correct variants, and catch realistic mutants; the judge's metrics."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autograder import day5_gan as hidden
+from course.checks.day5 import (check_conditional, check_discriminator, check_gan_losses, check_generator,
+                                check_train_step, check_vae)
+from course.judge import frechet_distance, judge_samples, load_judge
+from solutions.day5_gan import reference as ref
+from tests.mutation import exercise, exercise_tests, mutate
+
+
+def _ex(check, hidden_test, names):
+    return exercise(check, hidden_test, names, ref)
+
+
+EXERCISES = {
+    "generator": _ex(check_generator, hidden.hidden_generator, ["Generator"]),
+    "discriminator": _ex(check_discriminator, hidden.hidden_discriminator, ["Discriminator"]),
+    "gan_losses": _ex(check_gan_losses, hidden.hidden_gan_losses, ["discriminator_loss", "generator_loss"]),
+    "train_step": _ex(check_train_step, hidden.hidden_train_step,
+                      ["gan_train_step", "discriminator_loss", "generator_loss"]),
+    "conditional": _ex(check_conditional, hidden.hidden_conditional, ["CondGenerator", "CondDiscriminator"]),
+    "vae": _ex(check_vae, hidden.hidden_vae, ["reparameterize", "vae_loss"]),
+}
+
+MUTANTS = [
+    ("generator", "sigmoid output", "Generator", [("nn.Tanh()", "nn.Sigmoid()")], "never negative"),
+    ("generator", "no BatchNorm after the Linear", "Generator", [("nn.BatchNorm2d(64), nn.ReLU(),\n", "nn.ReLU(),\n")],
+     "not built as its docstring says|does not describe"),
+    ("generator", "kernel 3 in the first transposed conv", "Generator",
+     [("nn.ConvTranspose2d(64, 32, 4,", "nn.ConvTranspose2d(64, 32, 3,")], "expected \\(5, 1, 28, 28\\)"),
+    ("generator", "ReLU before BatchNorm", "Generator", [("nn.BatchNorm2d(32), nn.ReLU()", "nn.ReLU(), nn.BatchNorm2d(32)")],
+     "Check the order"),
+    ("discriminator", "returns probabilities", "Discriminator",
+     [("return self.net(x).squeeze(1)", "return torch.sigmoid(self.net(x).squeeze(1))")], "probabilities"),
+    ("discriminator", ".squeeze() drops the batch dim for N = 1", "Discriminator", [(".squeeze(1)", ".squeeze()")],
+     "squeeze\\(\\)"),
+    ("discriminator", "ReLU instead of LeakyReLU", "Discriminator",
+     [("nn.LeakyReLU(0.2),\n            nn.Conv2d", "nn.ReLU(),\n            nn.Conv2d")], "LeakyReLU"),
+    ("gan_losses", "saturating minimax G loss", "generator_loss",
+     [("return F.softplus(-fake_logits).mean()", "return -F.softplus(fake_logits).mean()")], "saturating"),
+    ("gan_losses", "log of sigmoid probabilities", "discriminator_loss",
+     [("return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()",
+       "return -torch.log(torch.sigmoid(real_logits)).mean() - torch.log(1 - torch.sigmoid(fake_logits)).mean()")],
+     "logit form"),
+    ("gan_losses", "one mean over real and fake together", "discriminator_loss",
+     [("return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()",
+       "return torch.cat([F.softplus(-real_logits), F.softplus(fake_logits)]).mean()")], "together"),
+    ("gan_losses", "G's target 0", "generator_loss",
+     [("return F.softplus(-fake_logits).mean()", "return F.softplus(fake_logits).mean()")], "target 1"),
+    ("train_step", "fake not detached in D's loss", "gan_train_step", [("D(fake.detach(), *cond)", "D(fake, *cond)")],
+     "detach"),
+    ("train_step", "D's loss leaks into G (no detach, grads zeroed once)", "gan_train_step",
+     [("    fake = G(z, *cond)\n", "    opt_D.zero_grad()\n    opt_G.zero_grad()\n    fake = G(z, *cond)\n"),
+      ("D(fake.detach(), *cond)", "D(fake, *cond)"),
+      ("    g_loss = generator_loss(D(fake, *cond))\n    opt_G.zero_grad()\n",
+       "    g_loss = generator_loss(D(G(z, *cond), *cond))\n")], "G's parameters differ"),
+    ("train_step", "D also steps during the G update", "gan_train_step",
+     [("    opt_G.step()\n", "    opt_G.step()\n    opt_D.step()\n")], "D must take exactly one step"),
+    ("train_step", "D's gradients never cleared", "gan_train_step", [("    opt_D.zero_grad()\n", "")], "clear D's gradients"),
+    ("conditional", "G uses the first label for the whole batch", "CondGenerator",
+     [("self.embed(labels)", "self.embed(labels[:1]).expand(len(z), -1)")], "other samples"),
+    ("conditional", "D ignores the label", "CondDiscriminator",
+     [("torch.cat([x, y_map], dim=1)", "torch.cat([x, torch.zeros_like(x)], dim=1)")], "ignores the label"),
+    ("vae", "σ = exp(logvar)", "reparameterize", [("torch.exp(0.5 * logvar)", "torch.exp(logvar)")], "variance"),
+    ("vae", "ε drawn without the generator", "reparameterize", [("generator=generator, ", "")], "generator=generator"),
+    ("vae", "KL subtracted", "vae_loss", [("kl = -0.5 *", "kl = 0.5 *")], "KL term is added"),
+    ("vae", "reconstruction averaged over pixels", "vae_loss", [(".flatten(1).sum(1)", ".flatten(1).mean(1)")],
+     "Sum the reconstruction"),
+]
+
+
+
+
+def test_sample_bug_is_one_of_the_mutants():
+    """The planted bug of the 'buggy' sample is caught by the gan_losses check."""
+    (old, new), = hidden.SAMPLE_BUG["replace"]
+    buggy = mutate(ref.generator_loss, [(old.strip(), new.strip())])
+    with pytest.raises(AssertionError, match="saturating"):
+        check_gan_losses(ref.discriminator_loss, buggy)
+
+
+# ---------------------------------------------------------------- correct, differently written versions
+
+class _GeneratorVariant(nn.Module):
+    """Named layers and an explicit view instead of one nn.Sequential."""
+
+    def __init__(self, z_dim=64):
+        super().__init__()
+        self.z_dim = z_dim
+        self.fc = nn.Linear(z_dim, 3136, bias=False)
+        self.bn0 = nn.BatchNorm2d(64)
+        self.up1 = nn.ConvTranspose2d(64, 32, kernel_size=4, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.up2 = nn.ConvTranspose2d(32, 1, kernel_size=4, stride=2, padding=1)
+
+    def forward(self, z):
+        h = F.relu(self.bn0(self.fc(z).view(-1, 64, 7, 7)))
+        return torch.tanh(self.up2(F.relu(self.bn1(self.up1(h)))))
+
+
+class _DiscriminatorVariant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 32, 4, 2, 1), nn.Conv2d(32, 64, 4, 2, 1, bias=False)
+        self.bn, self.fc = nn.BatchNorm2d(64), nn.Linear(3136, 1)
+
+    def forward(self, x):
+        h = F.leaky_relu(self.bn(self.c2(F.leaky_relu(self.c1(x), 0.2))), 0.2)
+        return self.fc(h.flatten(1)).flatten()
+
+
+def _d_loss_variant(real_logits, fake_logits):
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def _g_loss_variant(fake_logits):
+    return -F.logsigmoid(fake_logits).mean()
+
+
+def _train_step_variant(G, D, opt_G, opt_D, real, z, labels=None):
+    """Zero both optimisers up front, set_to_none=False, and run G again for its own update."""
+    extra = () if labels is None else (labels,)
+    opt_D.zero_grad(set_to_none=False)
+    d_loss = ref.discriminator_loss(D(real, *extra), D(G(z, *extra).detach(), *extra))
+    d_loss.backward()
+    opt_D.step()
+    opt_G.zero_grad(set_to_none=False)
+    g_loss = ref.generator_loss(D(G(z, *extra), *extra))
+    g_loss.backward()
+    opt_G.step()
+    return d_loss.detach(), g_loss.detach()  # 0-dim tensors are accepted too
+
+
+class _CondGeneratorVariant(nn.Module):
+    """Body defined before the embedding (another parameter order), own layers."""
+
+    def __init__(self, z_dim=64, n_classes=10):
+        super().__init__()
+        self.z_dim = z_dim
+        self.body = _GeneratorVariant(z_dim + 16)
+        self.label_embedding = nn.Embedding(n_classes, 16)
+
+    def forward(self, z, labels):
+        return self.body(torch.cat((z, self.label_embedding(labels)), 1))
+
+
+class _CondDiscriminatorVariant(nn.Module):
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.label_map = nn.Embedding(n_classes, 784)
+        self.net = nn.Sequential(nn.Conv2d(2, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1, bias=False),
+                                 nn.BatchNorm2d(64), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(3136, 1))
+
+    def forward(self, x, labels):
+        maps = self.label_map(labels).reshape(x.shape[0], 1, 28, 28)
+        return self.net(torch.cat([x, maps], 1))[:, 0]
+
+
+def _reparameterize_variant(mu, logvar, generator=None):
+    return mu + logvar.mul(0.5).exp() * torch.randn(mu.size(), generator=generator, dtype=mu.dtype)
+
+
+def _vae_loss_variant(x_logits, x, mu, logvar):
+    N = x.shape[0]
+    recon = F.binary_cross_entropy_with_logits(x_logits, x, reduction="sum")
+    kl = 0.5 * torch.sum(mu ** 2 + logvar.exp() - 1 - logvar)
+    return (recon + kl) / N
+
+
+VARIANTS = [
+    ("generator", {"Generator": _GeneratorVariant}),
+    ("discriminator", {"Discriminator": _DiscriminatorVariant}),
+    ("gan_losses", {"discriminator_loss": _d_loss_variant, "generator_loss": _g_loss_variant}),
+    ("train_step", {"gan_train_step": _train_step_variant, "discriminator_loss": ref.discriminator_loss,
+                    "generator_loss": ref.generator_loss}),
+    ("conditional", {"CondGenerator": _CondGeneratorVariant, "CondDiscriminator": _CondDiscriminatorVariant}),
+    ("vae", {"reparameterize": _reparameterize_variant, "vae_loss": _vae_loss_variant}),
+]
+
+
+# reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
+globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+
+
+def test_train_step_is_not_blamed_for_a_wrong_loss():
+    """check_train_step uses the student's own losses, so a saturating G loss costs only gan_losses."""
+    saturating = mutate(ref.generator_loss, [("return F.softplus(-fake_logits).mean()",
+                                              "return -F.softplus(fake_logits).mean()")])
+    step = mutate(ref.gan_train_step, [("generator_loss(D(fake, *cond))", "saturating(D(fake, *cond))")])
+    step.__globals__["saturating"] = saturating
+    check_train_step(step, ref.discriminator_loss, saturating)
+
+
+# ---------------------------------------------------------------- the judge and its metrics
+
+def test_frechet_distance_matches_closed_forms():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 3, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    # same covariance, shifted mean: FD = |shift|²
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift.pow(2).sum()), rel=1e-6)
+    # diagonal covariances: FD = Σ (σ_a − σ_b)² (+ the mean term, ≈ 0 here)
+    scale = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    b = torch.randn(20000, 3, generator=g, dtype=torch.float64) * scale
+    assert frechet_distance(a, b) == pytest.approx(float((1 - scale).pow(2).sum()), abs=0.1)
+
+
+def test_judge_reads_real_digits_and_spots_mode_collapse():
+    from course.data import load_mnist
+
+    judge = load_judge()
+    X, y = load_mnist("test", full=False)
+    real = judge_samples(X * 2 - 1, judge, labels=y, real=X)
+    assert real["label_accuracy"] >= 0.97  # measured 0.973 when the shipped weights were trained
+    assert real["confident"] >= 0.9 and real["class_entropy"] > 2.29 and real["fcd"] == pytest.approx(0, abs=1e-3)
+    ones = X[y == 1][:100].repeat(10, 1, 1, 1) * 2 - 1  # a "generator" that only draws ones
+    collapsed = judge_samples(ones, judge, real=X)
+    assert collapsed["class_entropy"] < 0.3 and collapsed["fcd"] > 10 * judge_samples(X[:500] * 2 - 1, judge, real=X[500:])["fcd"]
+    noise = judge_samples(torch.rand(1000, 1, 28, 28) * 2 - 1, judge, real=X)
+    assert noise["confident"] < real["confident"] and noise["fcd"] > collapsed["fcd"] / 10
+
+
+def test_train_gan_runs_and_records_history():
+    from course.data import load_mnist
+
+    X, y = load_mnist("train", full=False)
+    G, D, hist = ref.train_gan(X[:256], y[:256], ref.GANConfig(steps=6, batch_size=32), conditional=True,
+                               snapshot_every=3, progress=False)
+    assert len(hist["d_loss"]) == 6 and all(torch.isfinite(torch.tensor(hist["d_loss"] + hist["g_loss"])))
+    assert [s for s, _ in hist["snapshots"]] == [3, 6] and hist["snapshots"][0][1].shape == (64, 1, 28, 28)
+    assert not G.training and not D.training
