@@ -20,6 +20,12 @@ def _fail(msg: str) -> None:
     raise CheckFailed(msg)
 
 
+def rand64(*shape, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
+    """Seeded float64 normal samples: ``randn(*shape) * scale + shift``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64) * scale + shift
+
+
 def call_student(fn, *args, what: str, hint: str = "", **kwargs):
     """Call the student's ``fn``; turn an exception into one plain sentence naming ``what``
     (followed by ``hint``, the likely cause, when the caller knows one)."""
