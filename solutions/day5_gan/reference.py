@@ -249,7 +249,7 @@ def dcgan_init(m: nn.Module) -> None:
 
 
 def train_gan(X: torch.Tensor, y: torch.Tensor | None = None, cfg: GANConfig = GANConfig(), *, conditional=False,
-              device="cpu", snapshot_every: int = 0, progress: bool = True, models=None, step_fn=None):
+              device="cpu", snapshot_every: int = 0, progress: bool = True):
     """Train a (conditional) DCGAN on images X (N, 1, 28, 28) in [0, 1] (labels y for the
     conditional one). Returns (G, D, history) with history["d_loss"], ["g_loss"] per step and
     ["snapshots"]: (step, 64 samples from a fixed z) every ``snapshot_every`` steps."""
@@ -257,12 +257,9 @@ def train_gan(X: torch.Tensor, y: torch.Tensor | None = None, cfg: GANConfig = G
 
     from tqdm.auto import tqdm
 
-    step_fn = step_fn or gan_train_step
     torch.manual_seed(cfg.seed)
-    if models is None:
-        models = (CondGenerator(cfg.z_dim), CondDiscriminator()) if conditional else (Generator(cfg.z_dim),
-                                                                                    Discriminator())
-    G, D = (m.to(device).train() for m in models)
+    G, D = (CondGenerator(cfg.z_dim), CondDiscriminator()) if conditional else (Generator(cfg.z_dim), Discriminator())
+    G, D = G.to(device).train(), D.to(device).train()
     G.apply(dcgan_init), D.apply(dcgan_init)
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
@@ -281,7 +278,7 @@ def train_gan(X: torch.Tensor, y: torch.Tensor | None = None, cfg: GANConfig = G
         pos += cfg.batch_size
         z = torch.randn(len(idx), cfg.z_dim, generator=g).to(device)
         labels = y[idx].to(device) if conditional else None
-        d_loss, g_loss = step_fn(G, D, opt_G, opt_D, X[idx].to(device), z, labels)
+        d_loss, g_loss = gan_train_step(G, D, opt_G, opt_D, X[idx].to(device), z, labels)
         history["d_loss"].append(d_loss)
         history["g_loss"].append(g_loss)
         if snapshot_every and (step % snapshot_every == 0 or step == cfg.steps):
