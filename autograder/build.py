@@ -38,6 +38,7 @@ ASSIGNMENTS: dict[str, str] = {
     "day3_cnn": "cnn",
     "day4_rnn": "rnn",
     "day5_gan": "gan",
+    "day6_dqn": "dqn",
 }
 SAMPLE_STUDENTS = ("reference", "blank", "buggy")
 

@@ -5,6 +5,7 @@ import inspect
 import re
 
 import torch
+from torch import nn
 
 
 class CheckFailed(AssertionError):
@@ -75,3 +76,30 @@ def forbid_calls(fn, names: list[str], exercise: str) -> None:
         if re.search(prefix + re.escape(name) + r"\s*\(", code):
             _fail(f"{exercise}: please write this one yourself without calling {name}(); "
                   "the check compares your version with it.")
+
+
+def _layout(m: nn.Module) -> str:
+    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in m.state_dict().items() if v.dim() > 0)
+
+
+def copy_by_shape(src: nn.Module, dst: nn.Module, what: str) -> None:
+    """Copy every tensor of ``src``'s state_dict into ``dst``'s, pairing them in order by shape,
+    so that any attribute names work as long as the layers are the stated ones."""
+    __tracebackhide__ = True
+    theirs = [(k, v) for k, v in dst.state_dict().items() if v.dim() > 0]
+    ours = [(k, v) for k, v in src.state_dict().items() if v.dim() > 0]
+    used: set[int] = set()
+    pairs = []
+    for k, v in ours:
+        j = next((j for j, (_, w) in enumerate(theirs) if j not in used and w.shape == v.shape), None)
+        if j is None:
+            _fail(f"{what} is not built as its docstring says: no parameter or buffer of shape {tuple(v.shape)} "
+                  f"(the stated model's {k}). Yours has: {_layout(dst) or 'no parameters'}.")
+        used.add(j)
+        pairs.append((theirs[j][0], v))
+    if len(used) != len(theirs):
+        extra = [f"{theirs[j][0]} {tuple(theirs[j][1].shape)}" for j in range(len(theirs)) if j not in used]
+        _fail(f"{what} has parameters or buffers the docstring does not describe: {', '.join(extra[:4])}.")
+    state = dst.state_dict()
+    state.update({k: v.clone() for k, v in pairs})
+    dst.load_state_dict(state)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, call_student, compare, rand64
+from course.checks.common import _fail, _ok, call_student, compare, copy_by_shape, rand64
 
 TOL = dict(atol=1e-10, rtol=1e-8)
 
@@ -36,33 +36,6 @@ def discriminator_spec(in_channels: int = 1) -> nn.Sequential:
         nn.Conv2d(in_channels, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
         nn.Conv2d(32, 64, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
         nn.Flatten(), nn.Linear(64 * 7 * 7, 1))
-
-
-def _layout(m: nn.Module) -> str:
-    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in m.state_dict().items() if v.dim() > 0)
-
-
-def copy_by_shape(src: nn.Module, dst: nn.Module, what: str) -> None:
-    """Copy every tensor of ``src``'s state_dict into ``dst``'s, pairing them in order by shape,
-    so that any attribute names work as long as the layers are the stated ones."""
-    __tracebackhide__ = True
-    theirs = [(k, v) for k, v in dst.state_dict().items() if v.dim() > 0]
-    ours = [(k, v) for k, v in src.state_dict().items() if v.dim() > 0]
-    used: set[int] = set()
-    pairs = []
-    for k, v in ours:
-        j = next((j for j, (_, w) in enumerate(theirs) if j not in used and w.shape == v.shape), None)
-        if j is None:
-            _fail(f"{what} is not built as its docstring says: no parameter or buffer of shape {tuple(v.shape)} "
-                  f"(the stated model's {k}). Yours has: {_layout(dst) or 'no parameters'}.")
-        used.add(j)
-        pairs.append((theirs[j][0], v))
-    if len(used) != len(theirs):
-        extra = [f"{theirs[j][0]} {tuple(theirs[j][1].shape)}" for j in range(len(theirs)) if j not in used]
-        _fail(f"{what} has parameters or buffers the docstring does not describe: {', '.join(extra[:4])}.")
-    state = dst.state_dict()
-    state.update({k: v.clone() for k, v in pairs})
-    dst.load_state_dict(state)
 
 
 def _randomise(m: nn.Module, seed: int) -> None:

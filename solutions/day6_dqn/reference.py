@@ -14,9 +14,8 @@ References:
 from __future__ import annotations
 
 import copy
-import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -358,3 +357,200 @@ def train_dqn(cfg: DQNConfig = DQNConfig(), seed: int = 0, device="cpu", progres
     env.close()
     log.update(q_net=q_net.eval(), steps=step, seconds=time.perf_counter() - t0)
     return log
+
+
+# ----------------------------------------------------------------------------- REINFORCE (optional extra)
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Return-to-go of one episode: G_t = r_t + γ·r_{t+1} + γ²·r_{t+2} + … for every t, shape (T,).
+
+    Computed backwards in one pass: G_{T-1} = r_{T-1}, G_t = r_t + γ·G_{t+1}.
+    """
+    ### BEGIN SOLUTION
+    returns = torch.empty_like(rewards)
+    running = torch.zeros((), dtype=rewards.dtype, device=rewards.device)
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+    ### END SOLUTION
+
+
+def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """REINFORCE with a baseline: L = −mean_t[ log π(a_t | s_t) · (G_t − b_t) ].
+
+    ``log_probs`` (T,) carries the policy's gradient; the advantage G_t − b_t is a constant
+    weight, so no gradient flows into ``baseline`` (it is trained by its own loss). Minimising
+    L follows the policy gradient theorem's ∇J = E[∇ log π(a|s) · Q(s, a)].
+    """
+    ### BEGIN SOLUTION
+    advantage = (returns - baseline).detach()
+    return -(log_probs * advantage).mean()
+    ### END SOLUTION
+
+
+class PolicyNetwork(nn.Module):
+    """π(a | s) as logits, and a state-value baseline V(s) (状態価値関数) from a second head."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh())
+        self.policy = nn.Linear(hidden, n_actions)
+        self.value = nn.Linear(hidden, 1)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(obs)
+        return self.policy(h), self.value(h).squeeze(-1)
+
+
+def train_reinforce(episodes: int = 500, lr: float = 3e-3, gamma: float = 0.99, seed: int = 0) -> list[float]:
+    """REINFORCE with a learned baseline on CartPole-v1, one update per episode; returns each episode's return."""
+    torch.manual_seed(seed)
+    env = make_env(seed)
+    net = PolicyNetwork(env.observation_space.shape[0], int(env.action_space.n))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    history = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        log_probs, values, rewards = [], [], []
+        done = False
+        while not done:
+            logits, value = net(torch.as_tensor(obs, dtype=torch.float32))
+            log_pi = logits.log_softmax(-1)
+            action = int(torch.multinomial(log_pi.exp(), 1))  # a ~ π(· | s)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            log_probs.append(log_pi[action])
+            values.append(value)
+            rewards.append(float(reward))
+            done = terminated or truncated
+        returns = discounted_returns(torch.tensor(rewards), gamma)
+        values_t = torch.stack(values)
+        loss = reinforce_loss(torch.stack(log_probs), returns, values_t) + 0.5 * F.mse_loss(values_t, returns) / 100
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(sum(rewards))
+    env.close()
+    return history
+
+
+# ----------------------------------------------------------------------------- experiments
+
+VARIANTS = {
+    "DQN": {},
+    "Double DQN": {"double": True},
+    "no replay": {"replay": False},
+    "no target network": {"target_net": False},
+    "MSE instead of Huber": {"huber": False},
+}
+
+
+def _run_one(job: tuple[str, int, dict, str]) -> tuple[str, int, dict]:
+    """One training run in a worker process (one CPU thread each); returns what the plots need."""
+    name, seed, kwargs, device = job
+    torch.set_num_threads(1)
+    log = train_dqn(DQNConfig(**kwargs), seed=seed, device=device)
+    log.pop("q_net")
+    log.pop("losses")
+    return name, seed, log
+
+
+def run_experiments(steps: int, seeds: tuple[int, ...], variants: dict = VARIANTS, device="cpu",
+                    workers: int | None = None, progress: bool = True) -> dict[str, list[dict]]:
+    """Every variant × seed for ``steps`` env steps (no early stop), in parallel worker processes."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    jobs = [(name, seed, dict(kw, total_steps=steps, stop_when_solved=False), str(device))
+            for name, kw in variants.items() for seed in seeds]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    logs: dict[str, list[dict]] = {name: [] for name in variants}
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_one, job) for job in jobs]
+        for fut in tqdm(as_completed(futures), total=len(jobs), desc="DQN runs", disable=not progress):
+            name, seed, log = fut.result()
+            logs[name].append(dict(log, seed=seed))
+    for name in logs:
+        logs[name].sort(key=lambda log: log["seed"])
+    return logs
+
+
+def plot_learning_curves(ax, logs: dict[str, list[dict]], solved_at: float = 475.0) -> None:
+    """Greedy evaluation return vs env steps: the mean over seeds as a line, min–max as a band."""
+    for name, runs in logs.items():
+        steps = [s for s, _ in runs[0]["evals"]]
+        scores = torch.tensor([[r for _, r in run["evals"]][:len(steps)] for run in runs])
+        line, = ax.plot(steps, scores.mean(0), label=f"{name} ({len(runs)} seeds)")
+        ax.fill_between(steps, scores.min(0).values, scores.max(0).values, color=line.get_color(), alpha=0.15)
+    ax.axhline(solved_at, color="gray", ls="--", lw=1)
+    ax.set(xlabel="environment steps", ylabel="greedy return (20 episodes)", title="CartPole-v1 learning curves")
+    ax.legend(fontsize=8)
+
+
+def plot_q_values(ax, logs: dict[str, list[dict]], gamma: float = 0.99) -> None:
+    """Mean Q(s, a) of the training batches over time, one line per run."""
+    for name, runs in logs.items():
+        for i, run in enumerate(runs):
+            steps, q = zip(*run["q_means"])
+            ax.plot(steps, q, color="C0" if name == "DQN" else "C1", alpha=0.6, lw=1, label=name if i == 0 else None)
+    ax.axhline(1 / (1 - gamma), color="gray", ls="--", lw=1, label=f"1/(1−γ) = {1 / (1 - gamma):.0f}: the largest true value")
+    ax.set(xlabel="environment steps", ylabel="mean Q(s, a) of a batch", title="Q-value estimates")
+    ax.legend(fontsize=8)
+
+
+def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
+    """DQN and its ablations over seeds, Double DQN's Q-values, REINFORCE; plots; metrics on the last line."""
+    import statistics
+    import sys
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from course import get_device
+    from course.plotting import save
+
+    dev = get_device(device)
+    out = Path("runs/day6_dqn")
+    steps, seeds = (20_000, (0,)) if quick else (50_000, (0, 1, 2, 3, 4))
+    print(f"day6_dqn: {len(VARIANTS)} variants × {len(seeds)} seeds × {steps:,} env steps on {dev}")
+    t0 = time.perf_counter()
+    logs = run_experiments(steps, seeds, device=dev)
+    print(f"  {len(VARIANTS) * len(seeds)} runs in {time.perf_counter() - t0:.0f}s")
+    results: dict[str, float] = {}
+    for name, runs in logs.items():
+        solved = [run["solved_step"] for run in runs if run["solved_step"] is not None]
+        key = name.lower().replace(" ", "_")
+        results[f"{key}_solved"] = len(solved)
+        results[f"{key}_final_eval"] = statistics.mean(run["evals"][-1][1] for run in runs)
+        median = statistics.median(solved) if solved else float("nan")
+        print(f"  {name:22s} solved (greedy return ≥ 475) in {len(solved)}/{len(runs)} seeds; steps to 475: "
+              f"{solved or '-'} (median {median:,.0f}); final greedy return "
+              f"{results[f'{key}_final_eval']:.0f}; {statistics.mean(r['seconds'] for r in runs):.0f}s per run")
+    results["dqn_median_steps_to_475"] = statistics.median(
+        [run["solved_step"] for run in logs["DQN"] if run["solved_step"] is not None] or [float("nan")])
+    for name in ("DQN", "Double DQN"):
+        results[f"{name.lower().replace(' ', '_')}_final_q"] = statistics.mean(run["q_means"][-1][1] for run in logs[name])
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    plot_learning_curves(ax, logs)
+    print(f"saved {save(fig, out / 'learning_curves.png')}")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    plot_q_values(ax, {k: logs[k] for k in ("DQN", "Double DQN")})
+    print(f"saved {save(fig, out / 'q_values.png')}")
+
+    t0 = time.perf_counter()
+    history = train_reinforce(episodes=150 if quick else 500)
+    results["reinforce_last50"] = statistics.mean(history[-50:])
+    print(f"  REINFORCE: mean return of the last 50 of {len(history)} episodes {results['reinforce_last50']:.0f} "
+          f"({time.perf_counter() - t0:.0f}s)")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(history, alpha=0.5)
+    ax.set(xlabel="episode", ylabel="return", title="REINFORCE with a baseline on CartPole-v1")
+    print(f"saved {save(fig, out / 'reinforce.png')}")
+    sys.stdout.flush()
+    print("day6_dqn results: " + " ".join(f"{k}={v:.4g}" for k, v in results.items()))
+    return results

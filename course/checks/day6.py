@@ -1,0 +1,574 @@
+"""Visible checks of DAY 6 (DQN on CartPole, and REINFORCE).
+
+Deterministic pieces (targets, losses, the target update, one learning step) are compared
+with formulas written here with torch in float64 (tolerance 1e-10 + 1e-8·|expected|).
+Random pieces (the replay buffer's sampling, ε-greedy) are checked statistically, with
+bounds of 8 standard deviations, so a correct implementation fails with probability
+below 1e-14 per check: the checks never flake, and a biased sampler still fails by far.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course.checks.common import _fail, _ok, call_student, compare, copy_by_shape, forbid_calls, rand64
+
+TOL = dict(atol=1e-10, rtol=1e-8)
+SIGMAS = 8.0
+
+_rand = rand64  # seeded float64 normals (course.checks.common)
+
+
+def _count_within(count: int, n: int, p: float, what: str, hint: str) -> None:
+    """Fail unless ``count`` successes out of ``n`` are within SIGMAS standard deviations of n·p."""
+    __tracebackhide__ = True
+    sd = math.sqrt(n * p * (1 - p))
+    if abs(count - n * p) > SIGMAS * sd + 1e-9:
+        _fail(f"{what}: {count} of {n} ({count / n:.3f}); expected about {p:.3f} "
+              f"(±{SIGMAS * sd / n:.3f} allowed). {hint}".strip())
+
+
+# ----------------------------------------------------------------------------- replay buffer
+
+
+def _transition(i: int, obs_dim: int = 3):
+    """Transition number i (i ≥ 1): every field encodes i, so a sampled row can be traced back."""
+    obs = np.arange(obs_dim, dtype=np.float64) / 10 + i             # numpy, like gymnasium gives
+    return obs, i % 2, float(i) * 10, torch.as_tensor(obs + 100), i % 3 == 0
+
+
+def _sample(buf, batch_size, gen, what):
+    __tracebackhide__ = True
+    out = call_student(buf.sample, batch_size, gen, what=what)
+    if not isinstance(out, (tuple, list)) or len(out) != 5:
+        _fail(f"{what} returned {type(out).__name__}; expected a tuple (obs, actions, rewards, next_obs, dones).")
+    names = ("obs", "actions", "rewards", "next_obs", "dones")
+    want = {"obs": ((batch_size, 3), torch.float32), "actions": ((batch_size,), torch.int64),
+            "rewards": ((batch_size,), torch.float32), "next_obs": ((batch_size, 3), torch.float32),
+            "dones": ((batch_size,), torch.float32)}
+    for name, t in zip(names, out):
+        shape, dtype = want[name]
+        if not torch.is_tensor(t):
+            _fail(f"{what}: {name} is a {type(t).__name__}; expected a tensor (store everything in tensors).")
+        if tuple(t.shape) != shape or t.dtype != dtype:
+            _fail(f"{what}: {name} has shape {tuple(t.shape)} and dtype {t.dtype}; expected {shape} and {dtype}. "
+                  + ("Actions index Q-values, so they must be int64 (torch.long)." if name == "actions" else
+                     "Store dones as float (1.0 = terminated) so they can multiply γ·max Q." if name == "dones" else ""))
+    return out
+
+
+def _ids(batch, what) -> list[int]:
+    """Which transitions a sampled batch holds; fail if a row mixes fields of different transitions."""
+    __tracebackhide__ = True
+    obs, actions, rewards, next_obs, dones = (t.detach().cpu() for t in batch)
+    ids = obs[:, 0].round().long()
+    if (obs[:, 0] == 0).any():
+        _fail(f"{what} returned an all-zero observation: it sampled a slot that was never filled. "
+              "Draw indices from the filled slots only: torch.randint(len(self), ...).")
+    expected = torch.stack([torch.as_tensor(_transition(int(i))[0]) for i in ids]).float()
+    ok = ((obs - expected).abs().max(1).values < 1e-5) & (actions == ids % 2) & ((rewards - ids * 10.0).abs() < 1e-4) \
+        & ((next_obs - expected - 100).abs().max(1).values < 1e-4) & (dones == (ids % 3 == 0).float())
+    if not ok.all():
+        j = int(torch.nonzero(~ok)[0])
+        _fail(f"{what}: row {j} does not match any stored transition (obs {obs[j].tolist()}, action {int(actions[j])}, "
+              f"reward {float(rewards[j])}, next_obs {next_obs[j].tolist()}, done {float(dones[j])}). "
+              "Index all five tensors with the same indices, and store each field in its own slot.")
+    return ids.tolist()
+
+
+def check_replay_buffer(ReplayBuffer, *, seed: int = 0, verbose: bool = True, device="cpu") -> None:
+    """len, dtypes and shapes; consistent rows; uniform sampling over filled slots only;
+    circular overwrite of the oldest transition; reproducible with a seeded generator."""
+    __tracebackhide__ = True
+    buf = call_student(ReplayBuffer, 5, (3,), device, what="ReplayBuffer(5, (3,), device)")
+    if call_student(len, buf, what="len(buffer)") != 0:
+        _fail("A new ReplayBuffer must have len 0.")
+    for i in (1, 2, 3):
+        call_student(buf.add, *_transition(i), what=f"buffer.add (transition {i})")
+    if len(buf) != 3:
+        _fail(f"After 3 adds to a buffer of capacity 5, len(buffer) is {len(buf)}; expected 3 (the filled slots).")
+    gen = torch.Generator().manual_seed(seed)
+    n = 6000
+    batch = _sample(buf, n, gen, f"buffer.sample({n}) with 3 of 5 slots filled")
+    for t in batch:
+        if t.device.type != torch.device(device).type:
+            _fail(f"buffer.sample returned a tensor on {t.device}; expected {device} (the buffer's device).")
+    ids = _ids(batch, "buffer.sample")
+    for i in (1, 2, 3):
+        _count_within(ids.count(i), n, 1 / 3, f"buffer.sample with 3 filled slots drew transition {i}",
+                      "Sampling must be uniform over the filled slots.")
+
+    for i in range(4, 9):  # 8 transitions into 5 slots: 1, 2, 3 are overwritten
+        call_student(buf.add, *_transition(i), what=f"buffer.add (transition {i}, buffer full)",
+                     hint="When pos reaches capacity, wrap round to 0: pos = (pos + 1) % capacity.")
+    if len(buf) != 5:
+        _fail(f"After 8 adds to a buffer of capacity 5, len(buffer) is {len(buf)}; expected 5 (never more than capacity).")
+    ids = _ids(_sample(buf, n, gen, f"buffer.sample({n}) after 8 adds to 5 slots"), "buffer.sample")
+    if set(ids) != {4, 5, 6, 7, 8}:
+        _fail(f"After adding transitions 1..8 to a buffer of capacity 5, samples contain transitions {sorted(set(ids))}; "
+              "expected exactly 4..8: the oldest transition is the one overwritten (circular buffer).")
+    for i in range(4, 9):
+        _count_within(ids.count(i), n, 1 / 5, f"buffer.sample of a full buffer drew transition {i}",
+                      "Sampling must be uniform over all slots.")
+
+    a = _sample(buf, 16, torch.Generator().manual_seed(seed + 1), "buffer.sample")
+    torch.manual_seed(seed + 12345)  # the global RNG must not matter
+    b = _sample(buf, 16, torch.Generator().manual_seed(seed + 1), "buffer.sample")
+    if not all(torch.equal(x, y) for x, y in zip(a, b)):
+        _fail("buffer.sample gave different batches for two generators with the same seed: "
+              "pass generator=generator to torch.randint, so that runs are reproducible.")
+    if verbose:
+        _ok("ReplayBuffer: len, dtypes and shapes right; rows are whole transitions; uniform over filled slots; "
+            "the oldest transition is overwritten first; reproducible with a generator.")
+
+
+# ----------------------------------------------------------------------------- exploration
+
+
+def check_epsilon(linear_epsilon, *, seed: int = 0, verbose: bool = True) -> None:
+    """ε(step) = start + min(step / duration, 1)·(end − start), as a float."""
+    __tracebackhide__ = True
+    g = torch.Generator().manual_seed(seed)
+    cases = [(1.0, 0.05, 10_000), (0.5, 0.1, 300)]
+    cases.append((float(torch.rand((), generator=g)) * 0.5 + 0.5, float(torch.rand((), generator=g)) * 0.2,
+                  int(torch.randint(50, 5000, (), generator=g))))
+    for start, end, duration in cases:
+        for step in sorted({0, 1, duration // 3, duration // 2, duration - 1, duration, duration + 1, 3 * duration}):
+            got = call_student(linear_epsilon, step, start, end, duration,
+                               what=f"linear_epsilon({step}, {start:g}, {end:g}, {duration})")
+            want = start + min(step / duration, 1.0) * (end - start)
+            if not isinstance(got, (float, int)) or isinstance(got, bool):
+                _fail(f"linear_epsilon returned {type(got).__name__}; expected a Python float.")
+            if abs(got - want) > 1e-9:
+                frac = step / duration
+                guesses = {
+                    "After `duration` steps ε stays at `end`: clamp the fraction, min(step / duration, 1).":
+                        start + frac * (end - start),
+                    "ε starts at `start` and falls to `end`, not the other way round.":
+                        end + min(frac, 1.0) * (start - end),
+                    "Use float division, step / duration (step // duration is 0 until the end).":
+                        start + min(step // duration, 1) * (end - start),
+                }
+                hint = next((h for h, v in guesses.items() if abs(got - v) < 1e-9), "")
+                _fail(f"linear_epsilon({step}, start={start:g}, end={end:g}, duration={duration}) = {got:.6g}; "
+                      f"expected {want:.6g}. {hint}".strip())
+    if verbose:
+        _ok("linear_epsilon: from start to end in `duration` steps, then constant.")
+
+
+class _Recorder(nn.Module):
+    """A fixed linear Q-network that records whether autograd was on during its forward passes."""
+
+    def __init__(self, obs_dim: int, n_actions: int, seed: int):
+        super().__init__()
+        self.lin = nn.Linear(obs_dim, n_actions)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.randn(n_actions, obs_dim, generator=g))
+            self.lin.bias.copy_(torch.randn(n_actions, generator=g))
+        self.grad_enabled_calls = 0
+
+    def forward(self, x):
+        self.grad_enabled_calls += int(torch.is_grad_enabled())
+        return self.lin(x)
+
+
+def check_select_action(select_action, *, seed: int = 0, verbose: bool = True) -> None:
+    """ε = 0 greedy; ε = 1 uniform over all actions; ε = 0.3 greedy with probability 0.7 + 0.3/n;
+    a Python int; reproducible with the generator; no autograd graph."""
+    __tracebackhide__ = True
+    n_actions, obs_dim = 3, 4
+    q_net = _Recorder(obs_dim, n_actions, seed)
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randn(200, obs_dim, generator=g)
+    with torch.no_grad():
+        greedy = q_net(states).argmax(1)
+    q_net.grad_enabled_calls = 0
+    for i in range(50):
+        a = call_student(select_action, q_net, states[i], 0.0, g, what="select_action(q_net, obs, epsilon=0.0, generator)")
+        if not isinstance(a, int) or isinstance(a, bool):
+            _fail(f"select_action returned {type(a).__name__}; expected a Python int (use int(...)): "
+                  "gymnasium's env.step wants a plain integer action.")
+        if a != int(greedy[i]):
+            _fail(f"With epsilon = 0, select_action chose action {a} but the argmax of the Q-values "
+                  f"{q_net(states[i]).tolist()} is {int(greedy[i])}. ε = 0 must always exploit (argmax).")
+    if q_net.grad_enabled_calls:
+        _fail("select_action ran the Q-network with autograd on: wrap the forward pass in torch.no_grad() "
+              "(choosing an action needs no gradient, and a graph per step wastes time and memory).")
+
+    n = 6000
+    counts = [0] * n_actions
+    for i in range(n):
+        counts[call_student(select_action, q_net, states[i % 200], 1.0, g, what="select_action(epsilon=1.0)")] += 1
+    for a in range(n_actions):
+        _count_within(counts[a], n, 1 / n_actions, f"With epsilon = 1, action {a} was chosen",
+                      "ε = 1 must pick uniformly among all n actions, the greedy one included: "
+                      "torch.randint(n_actions, (), generator=generator).")
+    eps = 0.3
+    hits = sum(call_student(select_action, q_net, states[i % 200], eps, g, what="select_action(epsilon=0.3)")
+               == int(greedy[i % 200]) for i in range(n))
+    p = 1 - eps + eps / n_actions
+    hint = ("Explore when u < epsilon, not u > epsilon." if abs(hits / n - (eps + (1 - eps) / n_actions)) < 0.03 else
+            "Exploration picks any action, the greedy one included (probability 1 − ε + ε/n of greedy)."
+            if abs(hits / n - (1 - eps)) < 0.03 else "")
+    _count_within(hits, n, p, f"With epsilon = {eps} and {n_actions} actions, the greedy action was chosen", hint)
+
+    picks = []
+    for _ in range(2):
+        torch.manual_seed(seed + 777 + len(picks))  # the global RNG must not matter
+        gen = torch.Generator().manual_seed(seed + 1)
+        picks.append([select_action(q_net, states[i], 0.5, gen) for i in range(100)])
+    if picks[0] != picks[1]:
+        _fail("select_action gave different actions for two generators with the same seed: draw both the coin "
+              "(torch.rand) and the random action (torch.randint) with generator=generator.")
+    if verbose:
+        _ok("select_action: greedy at ε = 0, uniform at ε = 1, the right mix at ε = 0.3; a Python int; "
+            "no autograd; reproducible.")
+
+
+# ----------------------------------------------------------------------------- Q-network
+
+
+def q_network_spec(obs_dim: int, n_actions: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    """The QNetwork of the notebook's docstring, built from torch.nn."""
+    layers, width = [], obs_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    return nn.Sequential(*layers, nn.Linear(width, n_actions))
+
+
+def check_q_network(QNetwork, *, seed: int = 0, verbose: bool = True) -> None:
+    """The stated MLP (one Linear + ReLU per hidden width, a plain Linear to the actions)."""
+    __tracebackhide__ = True
+    for obs_dim, n_actions, hidden in ((4, 2, None), (6, 3, (32,)), (5, 4, (16, 8, 12))):
+        args = (obs_dim, n_actions) if hidden is None else (obs_dim, n_actions, hidden)
+        what = f"QNetwork{args}"
+        net = call_student(QNetwork, *args, what=what).double()
+        spec = q_network_spec(obs_dim, n_actions, hidden or (120, 84)).double()
+        g = torch.Generator().manual_seed(seed + obs_dim)
+        with torch.no_grad():
+            for p in spec.parameters():
+                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) / math.sqrt(p.shape[-1]))
+        copy_by_shape(spec, net, what)
+        x = _rand(7, obs_dim, seed=seed + 3, scale=2.0)
+        got = call_student(net, x, what=f"{what} forward on a (7, {obs_dim}) batch")
+        want = spec(x)
+        hint = ""
+        if torch.is_tensor(got) and got.shape == want.shape and got.min() >= 0 and want.min() < 0:
+            hint = "Your Q-values are never negative: no ReLU after the last Linear (Q-values can be any real number)."
+        compare(got, want, f"{what} output (same weights as the stated layers)", **TOL,
+                hint=hint or "Order: Linear → ReLU for each hidden width, then a plain Linear to the actions.")
+    if verbose:
+        _ok("QNetwork: Linear + ReLU per hidden width, then a Linear to the actions; any `hidden` works.")
+
+
+# ----------------------------------------------------------------------------- TD targets
+
+
+def _nets(obs_dim: int, n_actions: int, seed: int):
+    nets = []
+    for k in range(2):
+        torch.manual_seed(seed + k)
+        nets.append(nn.Sequential(nn.Linear(obs_dim, 16), nn.ReLU(), nn.Linear(16, n_actions)).double())
+    return nets
+
+
+def _td_batch(seed: int, batch: int = 32, obs_dim: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    rewards = torch.randn(batch, generator=g, dtype=torch.float64)
+    next_obs = torch.randn(batch, obs_dim, generator=g, dtype=torch.float64)
+    dones = (torch.rand(batch, generator=g) < 0.3).double()
+    dones[0], dones[1] = 1.0, 0.0
+    return rewards, next_obs, dones
+
+
+def check_td_targets(td_targets, double_dqn_targets, *, seed: int = 0, verbose: bool = True) -> None:
+    """y = r + γ(1 − done)·max Q_target(s'), and the Double DQN version; constants for the loss."""
+    __tracebackhide__ = True
+    q_net, target_net = _nets(4, 3, seed)
+    rewards, next_obs, dones = _td_batch(seed + 7)
+    for gamma in (0.99, 0.5):
+        with torch.no_grad():
+            tq, oq = target_net(next_obs), q_net(next_obs)
+        want = rewards + gamma * (1 - dones) * tq.max(1).values
+        got = call_student(td_targets, rewards, next_obs, dones, target_net, gamma, what="td_targets")
+        hint = ""
+        if torch.is_tensor(got) and got.shape == want.shape:
+            got_d = got.detach()
+            if torch.allclose(got_d, rewards + gamma * tq.max(1).values):
+                hint = "Terminal transitions (done = 1) have no future: multiply γ·max Q by (1 − done)."
+            elif torch.allclose(got_d, rewards + gamma * dones * tq.max(1).values):
+                hint = "The mask is the wrong way round: (1 − done), so that terminal transitions get just r."
+            elif torch.allclose(got_d, gamma * (rewards + (1 - dones) * tq.max(1).values)):
+                hint = "γ discounts the future only: y = r + γ·(1 − done)·max Q, not γ·(r + …)."
+            elif torch.allclose(got_d, rewards + gamma * (1 - dones) * tq.mean(1)):
+                hint = "Use the max over next actions (Q-learning's greedy target), not the mean."
+        compare(got, want, f"td_targets (γ = {gamma})", **TOL, hint=hint)
+        if got.requires_grad:
+            _fail("td_targets returned a tensor that requires grad: the targets are constants for the loss. "
+                  "Compute them under torch.no_grad() (or .detach()).")
+
+        want = rewards + gamma * (1 - dones) * tq.gather(1, oq.argmax(1, keepdim=True)).squeeze(1)
+        got = call_student(double_dqn_targets, rewards, next_obs, dones, q_net, target_net, gamma,
+                           what="double_dqn_targets")
+        hint = ""
+        if torch.is_tensor(got) and got.shape == want.shape:
+            got_d = got.detach()
+            if torch.allclose(got_d, rewards + gamma * (1 - dones) * tq.max(1).values):
+                hint = "That is plain DQN: the online q_net chooses a* = argmax Q(s', ·), the target_net evaluates it."
+            elif torch.allclose(got_d, rewards + gamma * (1 - dones) * oq.max(1).values):
+                hint = "Both choice and evaluation use q_net: evaluate a* with target_net."
+            elif torch.allclose(got_d, rewards + gamma * (1 - dones) * oq.gather(1, tq.argmax(1, keepdim=True)).squeeze(1)):
+                hint = "The roles are swapped: q_net chooses (argmax), target_net evaluates (gather)."
+            elif torch.allclose(got_d, rewards + gamma * tq.gather(1, oq.argmax(1, keepdim=True)).squeeze(1)):
+                hint = "Terminal transitions (done = 1) have no future: multiply by (1 − done)."
+        compare(got, want, f"double_dqn_targets (γ = {gamma})", **TOL, hint=hint)
+        if got.requires_grad:
+            _fail("double_dqn_targets returned a tensor that requires grad: compute the targets under torch.no_grad().")
+    if verbose:
+        _ok("td_targets and double_dqn_targets: r + γ(1 − done)·Q(s', a*), with a* and its value from the right "
+            "networks, and no gradient.")
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def check_dqn_loss(dqn_loss, clip_reward, *, seed: int = 0, verbose: bool = True) -> None:
+    """Huber loss of Q(s, a) for the taken actions, equal to F.huber_loss; clip_reward clamps to [-1, 1]."""
+    __tracebackhide__ = True
+    forbid_calls(dqn_loss, ["F.smooth_l1_loss", "F.huber_loss", "smooth_l1_loss", "huber_loss", "nn.HuberLoss",
+                            "nn.SmoothL1Loss"], "dqn_loss")
+    g = torch.Generator().manual_seed(seed)
+    B, A = 64, 3
+    actions = torch.randint(A, (B,), generator=g)
+    for delta in (1.0, 2.0):
+        q_values = (torch.randn(B, A, generator=g, dtype=torch.float64) * 3).requires_grad_()
+        targets = torch.randn(B, generator=g, dtype=torch.float64) * 3
+        q_taken = q_values.gather(1, actions.unsqueeze(1)).squeeze(1)
+        want = F.huber_loss(q_taken, targets, delta=delta)
+        (want_grad,) = torch.autograd.grad(want, q_values)
+        args = (q_values, actions, targets) if delta == 1.0 else (q_values, actions, targets, delta)
+        got = call_student(dqn_loss, *args, what=f"dqn_loss (delta = {delta:g})")
+        hint = ""
+        if torch.is_tensor(got) and got.dim() == 0:
+            x = (q_taken - targets).detach()
+            v = got.detach()
+            if torch.isclose(v, (0.5 * x**2).mean()):
+                hint = "That is the squared error: beyond |x| > delta the Huber loss grows linearly, delta·(|x| − delta/2)."
+            elif torch.isclose(v, (0.5 * x**2).sum()) or torch.isclose(v, want.detach() * B):
+                hint = "Average over the batch (mean), do not sum."
+            elif torch.isclose(v, 2 * want.detach()):
+                hint = "The quadratic part is 0.5·x², not x²."
+            elif torch.isclose(v, F.huber_loss(q_values.max(1).values, targets, delta=delta)):
+                hint = "Use Q(s, a) of the action taken (q_values.gather(1, actions[:, None])), not the max."
+        compare(got, want, f"dqn_loss (delta = {delta:g})", **TOL, hint=hint)
+        (got_grad,) = torch.autograd.grad(got, q_values, allow_unused=True)
+        if got_grad is None:
+            _fail("dqn_loss is not connected to q_values: the loss must backpropagate into the Q-network.")
+        compare(got_grad, want_grad, f"∂ dqn_loss / ∂ q_values (delta = {delta:g})", **TOL,
+                hint="Only the taken actions' Q-values get a gradient, and it is clipped to ±delta.")
+
+    r = torch.tensor([-5.0, -1.0, -0.3, 0.0, 0.5, 1.0, 3.0], dtype=torch.float64)
+    got = call_student(clip_reward, r.clone(), what="clip_reward")
+    hint = ""
+    if torch.is_tensor(got) and got.shape == r.shape:
+        if torch.equal(got, torch.sign(r)):
+            hint = "Clamp into [-1, 1] (rewards already inside, like 0.5, stay as they are), not sign()."
+        elif (got >= 0).all():
+            hint = "Negative rewards are clipped at −1, not at 0."
+    compare(got, r.clamp(-1, 1), "clip_reward", **TOL, hint=hint)
+    if verbose:
+        _ok("dqn_loss equals F.huber_loss on the taken actions (value and gradient); clip_reward clamps to [-1, 1].")
+
+
+# ----------------------------------------------------------------------------- target network
+
+
+def check_target_update(update_target, *, seed: int = 0, verbose: bool = True) -> None:
+    """τ = 1 copies (without sharing memory); τ < 1 gives θ⁻ ← τθ + (1 − τ)θ⁻; no autograd graph."""
+    __tracebackhide__ = True
+    q_net, target_net = _nets(4, 2, seed)
+    for tau in (1.0, 0.1, 0.5):
+        for p in target_net.parameters():  # start far from q_net
+            with torch.no_grad():
+                p.add_(1.0)
+        before = [p.detach().clone() for p in target_net.parameters()]
+        online = [p.detach().clone() for p in q_net.parameters()]
+        call_student(update_target, q_net, target_net, tau, what=f"update_target(q_net, target_net, tau={tau})",
+                     hint="Update in place under torch.no_grad() (the target's parameters are leaves that require grad).")
+        for p, o in zip(q_net.parameters(), online):
+            if not torch.equal(p.detach(), o):
+                _fail("update_target changed the online q_net: only target_net moves (check the order of the "
+                      "arguments: update_target(q_net, target_net, tau)).")
+        for (name, p), b, o in zip(target_net.named_parameters(), before, online):
+            want = tau * o + (1 - tau) * b
+            hint = ""
+            if torch.allclose(p.detach(), b):
+                hint = ("The target network did not change: update its parameters in place (p_target.copy_(...)), "
+                        "and mind the order, θ⁻ ← τ·θ + (1 − τ)·θ⁻: τ = 1 copies the online net, it is not a no-op.")
+            elif torch.allclose(p.detach(), (1 - tau) * o + tau * b):
+                hint = "τ is applied the wrong way round: θ⁻ ← τ·θ + (1 − τ)·θ⁻ (τ = 1 copies the online net)."
+            compare(p.detach(), want, f"target parameter {name} after update_target(tau={tau})", **TOL, hint=hint)
+            if p.grad_fn is not None:
+                _fail("The target's parameters now carry an autograd graph: update them under torch.no_grad().")
+        for p, pt in zip(q_net.parameters(), target_net.parameters()):
+            if p.data_ptr() == pt.data_ptr():
+                _fail(f"After update_target(tau={tau}), target_net's parameters share memory with q_net's, so every "
+                      "later step of q_net would move the target too. Copy the values (p_target.copy_(p)).")
+    if verbose:
+        _ok("update_target: hard copy at τ = 1, Polyak average otherwise, in place and without autograd.")
+
+
+# ----------------------------------------------------------------------------- one learning step
+
+
+def _stated_td(rewards, next_obs, dones, target_net, gamma):
+    with torch.no_grad():
+        return rewards + gamma * (1 - dones) * target_net(next_obs).max(1).values
+
+
+def _stated_double(rewards, next_obs, dones, q_net, target_net, gamma):
+    with torch.no_grad():
+        best = q_net(next_obs).argmax(1, keepdim=True)
+        return rewards + gamma * (1 - dones) * target_net(next_obs).gather(1, best).squeeze(1)
+
+
+def _stated_loss(q_values, actions, targets, delta=1.0):
+    return F.huber_loss(q_values.gather(1, actions.unsqueeze(1)).squeeze(1), targets, delta=delta)
+
+
+def _usable(fn, fallback, *args):
+    """The student's ``fn`` if it runs on ``args``, else the stated ``fallback``: dqn_update is checked
+    for its wiring only, so a mistake in td_targets or dqn_loss is not charged twice."""
+    try:
+        out = fn(*args)
+        return fn if torch.is_tensor(out) and torch.isfinite(out).all() else fallback
+    except Exception:
+        return fallback
+
+
+def check_dqn_update(dqn_update, td_targets, double_dqn_targets, dqn_loss, *, seed: int = 0,
+                     verbose: bool = True) -> None:
+    """Two calls of dqn_update with Adam, plain and Double DQN, against the stated step with the
+    same (your) target and loss functions: parameters, returned loss and mean Q."""
+    __tracebackhide__ = True
+    g = torch.Generator().manual_seed(seed)
+    B, obs_dim, A = 16, 4, 2
+    q_net, target_net = _nets(obs_dim, A, seed)
+    probe_r, probe_s, probe_d = _td_batch(seed)
+    td = _usable(td_targets, _stated_td, probe_r, probe_s, probe_d, target_net, 0.9)
+    dbl = _usable(double_dqn_targets, _stated_double, probe_r, probe_s, probe_d, q_net, target_net, 0.9)
+    loss_fn = _usable(dqn_loss, _stated_loss, q_net(probe_s), (probe_r > 0).long(), probe_r)
+
+    mine_q, mine_t = copy.deepcopy(q_net), copy.deepcopy(target_net)
+    ref_q, ref_t = copy.deepcopy(q_net), copy.deepcopy(target_net)
+    mine_opt = torch.optim.Adam(mine_q.parameters(), lr=0.01)
+    ref_opt = torch.optim.Adam(ref_q.parameters(), lr=0.01)
+    for call, double in enumerate((False, True, False)):
+        obs = torch.randn(B, obs_dim, generator=g, dtype=torch.float64)
+        batch = (obs, torch.randint(A, (B,), generator=g), torch.randn(B, generator=g, dtype=torch.float64),
+                 torch.randn(B, obs_dim, generator=g, dtype=torch.float64), (torch.rand(B, generator=g) < 0.3).double())
+        for p in mine_q.parameters():  # stale gradients from elsewhere (e.g. a previous backward)
+            p.grad = torch.full_like(p, 5.0)
+        before = [p.detach().clone() for p in mine_q.parameters()]
+        # the stated step
+        o, a, r, s2, d = batch
+        y = dbl(r, s2, d, ref_q, ref_t, 0.9) if double else td(r, s2, d, ref_t, 0.9)
+        qv = ref_q(o)
+        loss = loss_fn(qv, a, y)
+        ref_opt.zero_grad()
+        loss.backward()
+        ref_opt.step()
+        want_q = qv.detach().gather(1, a.unsqueeze(1)).mean().item()
+
+        what = f"dqn_update call {call + 1} (double={double})"
+        out = call_student(dqn_update, mine_q, mine_t, mine_opt, batch, 0.9, double, what=what)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            _fail(f"{what} returned {type(out).__name__}; expected (loss, mean Q) as two Python floats.")
+        got_loss, got_q = out
+        if not all(isinstance(v, float) for v in out):
+            _fail(f"{what} returned ({type(got_loss).__name__}, {type(got_q).__name__}); expected two Python floats "
+                  "(use .item(): keeping tensors would keep their graphs alive in a log).")
+        for p, pt in zip(mine_t.parameters(), ref_t.parameters()):
+            if not torch.equal(p.detach(), pt.detach()):
+                _fail(f"{what} changed target_net: only q_net learns; the target moves in update_target only.")
+            if p.grad is not None and p.grad.abs().sum() > 0:
+                _fail(f"{what} left gradients in target_net: the targets must be computed without autograd.")
+        if all(torch.equal(p.detach(), b) for p, b in zip(mine_q.parameters(), before)):
+            _fail(f"{what} did not change q_net: call loss.backward() and then optimizer.step().")
+        stale = all(p.grad is not None and pr.grad is not None and torch.allclose(p.grad, pr.grad + 5.0)
+                    for p, pr in zip(mine_q.parameters(), ref_q.parameters()))
+        if stale:
+            hint = "Call optimizer.zero_grad() before loss.backward(): leftover gradients were added to yours."
+        elif abs(got_loss - loss.item()) > 1e-8 * (1 + abs(loss.item())):
+            hint = (f"Your step's loss was {got_loss:.8g}, expected {loss.item():.8g}: "
+                    + ("with double=True use double_dqn_targets (online net chooses, target net evaluates)." if double
+                       else "targets from td_targets with target_net, then dqn_loss on q_net(obs)."))
+        else:
+            hint = "The loss is right, so check the order: zero_grad, backward, then one optimizer.step()."
+        for (name, p), pr in zip(mine_q.named_parameters(), ref_q.parameters()):
+            compare(p.detach(), pr.detach(), f"q_net.{name} after {what}", **TOL, hint=hint)
+        if abs(got_loss - loss.item()) > 1e-8 * (1 + abs(loss.item())):
+            _fail(f"{what} returned loss {got_loss:.8g}; the step's loss is {loss.item():.8g}.")
+        if abs(got_q - want_q) > 1e-8 * (1 + abs(want_q)):
+            _fail(f"{what} returned mean Q {got_q:.8g}; expected {want_q:.8g}, the mean of Q(s, a) over the batch's "
+                  "actions before the step.")
+    if verbose:
+        _ok("dqn_update: targets from the target network, the loss, zero_grad, backward and one optimizer step, "
+            "exactly; returns (loss, mean Q) as floats.")
+
+
+# ----------------------------------------------------------------------------- REINFORCE
+
+
+def check_reinforce(discounted_returns, reinforce_loss, *, seed: int = 0, verbose: bool = True) -> None:
+    """G_t = r_t + γG_{t+1}; L = −mean(log π · (G − b)) with no gradient into the baseline."""
+    __tracebackhide__ = True
+    g = torch.Generator().manual_seed(seed)
+    for T, gamma in ((1, 0.9), (7, 0.9), (50, 0.99)):
+        rewards = torch.randn(T, generator=g, dtype=torch.float64)
+        want = torch.stack([sum(gamma**k * rewards[t + k] for k in range(T - t)) for t in range(T)])
+        got = call_student(discounted_returns, rewards.clone(), gamma, what=f"discounted_returns (T = {T})")
+        hint = ""
+        if torch.is_tensor(got) and got.shape == want.shape and T > 1:
+            fwd = torch.stack([sum(gamma**(t - k) * rewards[k] for k in range(t + 1)) for t in range(T)])
+            if torch.allclose(got, fwd):
+                hint = "That sums the past: G_t is the reward-to-go, r_t + γ·r_{t+1} + …; loop backwards from the end."
+            elif torch.allclose(got, gamma * want):
+                hint = "r_t itself is not discounted: G_t = r_t + γ·G_{t+1}."
+        compare(got, want, f"discounted_returns (T = {T}, γ = {gamma})", **TOL, hint=hint)
+
+    T = 20
+    logits = torch.randn(T, 2, generator=g, dtype=torch.float64).requires_grad_()
+    actions = torch.randint(2, (T,), generator=g)
+    log_probs = logits.log_softmax(-1).gather(1, actions.unsqueeze(1)).squeeze(1)
+    returns = torch.randn(T, generator=g, dtype=torch.float64) * 5 + 10
+    baseline = (torch.randn(T, generator=g, dtype=torch.float64) * 5 + 10).requires_grad_()
+    want = -(log_probs * (returns - baseline).detach()).mean()
+    want_grad = torch.autograd.grad(want, logits, retain_graph=True)[0]
+    got = call_student(reinforce_loss, log_probs, returns, baseline, what="reinforce_loss")
+    hint = ""
+    if torch.is_tensor(got) and got.dim() == 0:
+        v = got.detach()
+        if torch.isclose(v, -want.detach()):
+            hint = "Sign: minimising L must increase log π of actions with a positive advantage, so L = −mean(...)."
+        elif torch.isclose(v, want.detach() * T):
+            hint = "Average over the episode's steps (mean), do not sum."
+        elif torch.isclose(v, -(log_probs * returns).mean().detach()):
+            hint = "Subtract the baseline: weight log π by G_t − b_t."
+    compare(got, want, "reinforce_loss", **TOL, hint=hint)
+    grads = torch.autograd.grad(got, (logits, baseline), allow_unused=True)
+    if grads[0] is None:
+        _fail("reinforce_loss is not connected to log_probs: the policy gradient flows through log π.")
+    compare(grads[0], want_grad, "∂ reinforce_loss / ∂ policy logits", **TOL)
+    if grads[1] is not None and grads[1].abs().max() > 0:
+        _fail("reinforce_loss sends a gradient into the baseline: the advantage (G − b) is a constant weight; "
+              "use (returns - baseline).detach(). The baseline learns from its own loss.")
+    if verbose:
+        _ok("discounted_returns and reinforce_loss follow the formulas; the baseline gets no policy gradient.")

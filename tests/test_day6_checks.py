@@ -1,0 +1,302 @@
+"""DAY 6: checks pass the reference and correct variants, and catch realistic mutants; the reference trains."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autograder import day6_dqn as hidden
+from course.checks.day6 import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
+                                check_replay_buffer, check_select_action, check_target_update, check_td_targets)
+from solutions.day6_dqn import reference as ref
+from tests.mutation import exercise, exercise_tests, mutate
+
+
+def _ex(check, hidden_test, names):
+    return exercise(check, hidden_test, names, ref)
+
+
+EXERCISES = {
+    "replay_buffer": _ex(check_replay_buffer, hidden.hidden_replay_buffer, ["ReplayBuffer"]),
+    "epsilon_schedule": _ex(check_epsilon, hidden.hidden_epsilon_schedule, ["linear_epsilon"]),
+    "select_action": _ex(check_select_action, hidden.hidden_select_action, ["select_action"]),
+    "q_network": _ex(check_q_network, hidden.hidden_q_network, ["QNetwork"]),
+    "td_target": _ex(check_td_targets, hidden.hidden_td_target, ["td_targets", "double_dqn_targets"]),
+    "dqn_loss": _ex(check_dqn_loss, hidden.hidden_dqn_loss, ["dqn_loss", "clip_reward"]),
+    "target_update": _ex(check_target_update, hidden.hidden_target_update, ["update_target"]),
+    "train": _ex(check_dqn_update, hidden.hidden_train, ["dqn_update", "td_targets", "double_dqn_targets", "dqn_loss"]),
+    "reinforce": _ex(check_reinforce, hidden.hidden_reinforce, ["discounted_returns", "reinforce_loss"]),
+}
+
+MUTANTS = [
+    ("replay_buffer", "no wrap-around when full", "ReplayBuffer",
+     [("self.pos = (self.pos + 1) % self.capacity", "self.pos = self.pos + 1")], "wrap round"),
+    ("replay_buffer", "samples slots never filled", "ReplayBuffer",
+     [("torch.randint(self.size,", "torch.randint(self.capacity,")], "never filled"),
+    ("replay_buffer", "len grows past capacity", "ReplayBuffer",
+     [("self.size = min(self.size + 1, self.capacity)", "self.size = self.size + 1")], "never more than capacity"),
+    ("replay_buffer", "sampling ignores the generator", "ReplayBuffer",
+     [("(batch_size,), generator=generator).to", "(batch_size,)).to")], "same seed"),
+    ("replay_buffer", "actions stored as float", "ReplayBuffer",
+     [("self.actions = torch.zeros(capacity, dtype=torch.int64", "self.actions = torch.zeros(capacity, dtype=torch.float32")],
+     "int64"),
+    ("epsilon_schedule", "no clamp after duration", "linear_epsilon",
+     [("min(step / duration, 1.0)", "step / duration")], "clamp the fraction"),
+    ("epsilon_schedule", "integer division", "linear_epsilon", [("min(step / duration", "min(step // duration")],
+     "float division"),
+    ("epsilon_schedule", "from end to start", "linear_epsilon",
+     [("return start + frac * (end - start)", "return end + frac * (start - end)")], "other way round"),
+    ("select_action", "explores when u > ε", "select_action", [("item() < epsilon", "item() > epsilon")],
+     "ε = 0 must always exploit"),
+    ("select_action", "never explores", "select_action", [("item() < epsilon", "item() < 0.0")],
+     "pick uniformly among all n actions"),
+    ("select_action", "exploration excludes the greedy action", "select_action",
+     [("return int(torch.randint(q.shape[-1], (), generator=generator))",
+       "return int((q.argmax() + 1 + torch.randint(q.shape[-1] - 1, (), generator=generator)) % q.shape[-1])")],
+     "greedy one included"),
+    ("select_action", "forward pass with autograd", "select_action",
+     [("    with torch.no_grad():\n        q = q_net(obs.unsqueeze(0))[0]\n", "    q = q_net(obs.unsqueeze(0))[0]\n")],
+     "torch.no_grad"),
+    ("select_action", "returns a tensor", "select_action", [("return int(q.argmax())", "return q.argmax()")],
+     "Python int"),
+    ("select_action", "coin from the global RNG", "select_action",
+     [("torch.rand((), generator=generator).item()", "torch.rand(()).item()")], "same seed"),
+    ("q_network", "ReLU on the Q-values", "QNetwork",
+     [("layers.append(nn.Linear(width, n_actions))", "layers += [nn.Linear(width, n_actions), nn.ReLU()]")],
+     "never negative"),
+    ("q_network", "hidden sizes ignored", "QNetwork", [("for h in hidden:", "for h in (120, 84):")],
+     "not built as its docstring says"),
+    ("q_network", "no ReLU between layers", "QNetwork",
+     [("layers += [nn.Linear(width, h), nn.ReLU()]", "layers += [nn.Linear(width, h)]")], "Linear → ReLU"),
+    ("td_target", "bootstraps through terminal states", "td_targets",
+     [("rewards + gamma * (1.0 - dones) * next_q", "rewards + gamma * next_q")], "multiply γ·max Q by \\(1 − done\\)"),
+    ("td_target", "mask the wrong way round", "td_targets",
+     [("rewards + gamma * (1.0 - dones) * next_q", "rewards + gamma * dones * next_q")], "wrong way round"),
+    ("td_target", "targets carry gradients", "td_targets",
+     [("    with torch.no_grad():\n        next_q", "    if True:\n        next_q")], "requires grad"),
+    ("td_target", "Double DQN chooses with the target net", "double_dqn_targets",
+     [("best = q_net(next_obs)", "best = target_net(next_obs)")], "plain DQN"),
+    ("td_target", "Double DQN evaluates with the online net", "double_dqn_targets",
+     [("next_q = target_net(next_obs).gather", "next_q = q_net(next_obs).gather")], "Both choice and evaluation"),
+    ("dqn_loss", "squared error instead of Huber", "dqn_loss",
+     [("torch.where(x.abs() <= delta, quadratic, linear)", "quadratic")], "squared error"),
+    ("dqn_loss", "max Q instead of the taken action's", "dqn_loss",
+     [("q_values.gather(1, actions.unsqueeze(1)).squeeze(1)", "q_values.max(1).values")], "action taken"),
+    ("dqn_loss", "x² without the 1/2", "dqn_loss", [("quadratic = 0.5 * x**2", "quadratic = x**2")],
+     "dqn_loss \\(delta = 1\\)"),
+    ("dqn_loss", "clip_reward with sign()", "clip_reward", [("return reward.clamp(-1.0, 1.0)", "return torch.sign(reward)")],
+     "not sign"),
+    ("dqn_loss", "clip_reward drops negative rewards", "clip_reward",
+     [("return reward.clamp(-1.0, 1.0)", "return reward.clamp(0.0, 1.0)")], "Negative rewards"),
+    ("target_update", "τ applied the wrong way round", "update_target",
+     [("p_target.mul_(1.0 - tau).add_(p, alpha=tau)", "p_target.mul_(tau).add_(p, alpha=1.0 - tau)")],
+     "τ = 1 copies the online net"),
+    ("target_update", "in-place update with autograd on", "update_target",
+     [("    with torch.no_grad():\n        for", "    if True:\n        for")], "torch.no_grad"),
+    ("target_update", "hard update shares memory", "update_target",
+     [("p_target.mul_(1.0 - tau).add_(p, alpha=tau)",
+       "if tau == 1.0:\n                p_target.data = p.data\n            else:\n"
+       "                p_target.mul_(1.0 - tau).add_(p, alpha=tau)")], "share memory"),
+    ("target_update", "updates the online net instead", "update_target",
+     [("zip(target_net.parameters(), q_net.parameters())", "zip(q_net.parameters(), target_net.parameters())")],
+     "changed the online q_net"),
+    ("train", "no zero_grad", "dqn_update", [("    optimizer.zero_grad()\n", "")], "zero_grad"),
+    ("train", "double flag ignored", "dqn_update", [("    if double:", "    if False:")], "double_dqn_targets"),
+    ("train", "targets from the online network", "dqn_update",
+     [("td_targets(rewards, next_obs, dones, target_net, gamma)", "td_targets(rewards, next_obs, dones, q_net, gamma)")],
+     "targets from td_targets with target_net"),
+    ("train", "step before backward", "dqn_update",
+     [("    loss.backward()\n    optimizer.step()\n", "    optimizer.step()\n    loss.backward()\n")],
+     "did not change q_net"),
+    ("train", "returns tensors", "dqn_update",
+     [("return loss.item(), q_taken.mean().item()", "return loss, q_taken.mean()")], "Python floats"),
+    ("reinforce", "returns summed forwards in time", "discounted_returns",
+     [("for t in range(len(rewards) - 1, -1, -1):", "for t in range(len(rewards)):")], "reward-to-go"),
+    ("reinforce", "gradient leaks into the baseline", "reinforce_loss",
+     [("advantage = (returns - baseline).detach()", "advantage = returns - baseline")], "into the baseline"),
+    ("reinforce", "gradient ascent sign", "reinforce_loss",
+     [("return -(log_probs * advantage).mean()", "return (log_probs * advantage).mean()")], "Sign"),
+    ("reinforce", "baseline not subtracted", "reinforce_loss",
+     [("advantage = (returns - baseline).detach()", "advantage = returns.detach()")], "Subtract the baseline"),
+]
+
+
+def test_sample_bug_is_one_of_the_mutants():
+    """The planted bug of the 'buggy' sample (bootstrapping through terminal states) is caught."""
+    (old, new), = hidden.SAMPLE_BUG["replace"]
+    buggy = mutate(ref.td_targets, [(old.strip(), new.strip())])
+    with pytest.raises(AssertionError, match="1 − done"):
+        check_td_targets(buggy, ref.double_dqn_targets)
+
+
+# ---------------------------------------------------------------- correct, differently written versions
+
+class _ListBuffer:
+    """Python lists of transitions, stacked at sampling time."""
+
+    def __init__(self, capacity, obs_shape, device="cpu"):
+        self.capacity, self.device, self.data, self.next = capacity, device, [], 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def add(self, obs, action, reward, next_obs, done):
+        item = (torch.tensor(obs, dtype=torch.float32) if not torch.is_tensor(obs) else obs.float(), action, reward,
+                torch.as_tensor(next_obs).float(), done)
+        if len(self.data) < self.capacity:
+            self.data.append(item)
+        else:
+            self.data[self.next] = item
+        self.next = (self.next + 1) % self.capacity
+
+    def sample(self, batch_size, generator=None):
+        idx = torch.randint(len(self.data), (batch_size,), generator=generator).tolist()
+        rows = [self.data[i] for i in idx]
+        return (torch.stack([r[0] for r in rows]).to(self.device),
+                torch.tensor([r[1] for r in rows], dtype=torch.long, device=self.device),
+                torch.tensor([r[2] for r in rows], dtype=torch.float32, device=self.device),
+                torch.stack([r[3] for r in rows]).to(self.device),
+                torch.tensor([float(r[4]) for r in rows], device=self.device))
+
+
+def _epsilon_variant(step, start, end, duration):
+    return max(end, start - (start - end) * step / duration)
+
+
+def _select_variant(q_net, obs, epsilon, generator):
+    if torch.rand(1, generator=generator).item() < epsilon:
+        n = q_net.lin.out_features if hasattr(q_net, "lin") else 2
+        return torch.randint(0, n, (1,), generator=generator).item()
+    with torch.inference_mode():
+        return q_net(obs[None]).argmax(dim=-1).item()
+
+
+class _QNetworkVariant(nn.Module):
+    def __init__(self, obs_dim, n_actions, hidden=(120, 84)):
+        super().__init__()
+        sizes = [obs_dim, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], n_actions)
+
+    def forward(self, x):
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+        return self.out(x)
+
+
+def _td_variant(rewards, next_obs, dones, target_net, gamma):
+    next_q = target_net(next_obs).detach().max(dim=-1)[0]
+    return torch.where(dones.bool(), rewards, rewards + gamma * next_q)
+
+
+def _double_variant(rewards, next_obs, dones, q_net, target_net, gamma):
+    with torch.no_grad():
+        a = q_net(next_obs).argmax(-1)
+        v = target_net(next_obs)[torch.arange(len(a)), a]
+    return rewards + gamma * v * (1 - dones)
+
+
+def _loss_variant(q_values, actions, targets, delta=1.0):
+    x = (q_values[torch.arange(len(actions)), actions] - targets).abs()
+    quad = x.clamp(max=delta)
+    return (0.5 * quad**2 + delta * (x - quad)).mean()
+
+
+def _clip_variant(reward):
+    return torch.clip(reward, min=-1, max=1)
+
+
+def _target_variant(q_net, target_net, tau=1.0):
+    for p_t, p in zip(target_net.parameters(), q_net.parameters()):
+        p_t.data.copy_(tau * p.data + (1 - tau) * p_t.data)
+
+
+def _update_variant(q_net, target_net, optimizer, batch, gamma, double=False):
+    obs, actions, rewards, next_obs, dones = batch
+    y = (ref.double_dqn_targets(rewards, next_obs, dones, q_net, target_net, gamma) if double
+         else ref.td_targets(rewards, next_obs, dones, target_net, gamma))
+    q = q_net(obs)[torch.arange(len(actions)), actions]
+    loss = ref.dqn_loss(q_net(obs), actions, y)
+    optimizer.zero_grad(set_to_none=False)
+    loss.backward()
+    optimizer.step()
+    return float(loss), float(q.detach().mean())
+
+
+def _returns_variant(rewards, gamma):
+    T = len(rewards)
+    k = torch.arange(T)
+    powers = torch.where(k[None, :] >= k[:, None], gamma ** (k[None, :] - k[:, None]).clamp(min=0).double(),
+                         torch.zeros((), dtype=torch.float64)).to(rewards.dtype)
+    return powers @ rewards
+
+
+def _reinforce_variant(log_probs, returns, baseline):
+    return -torch.sum(log_probs * (returns - baseline.detach())) / len(log_probs)
+
+
+VARIANTS = [
+    ("replay_buffer", {"ReplayBuffer": _ListBuffer}),
+    ("epsilon_schedule", {"linear_epsilon": _epsilon_variant}),
+    ("select_action", {"select_action": _select_variant}),
+    ("q_network", {"QNetwork": _QNetworkVariant}),
+    ("td_target", {"td_targets": _td_variant, "double_dqn_targets": _double_variant}),
+    ("dqn_loss", {"dqn_loss": _loss_variant, "clip_reward": _clip_variant}),
+    ("target_update", {"update_target": _target_variant}),
+    ("train", {"dqn_update": _update_variant, "td_targets": ref.td_targets,
+               "double_dqn_targets": ref.double_dqn_targets, "dqn_loss": ref.dqn_loss}),
+    ("reinforce", {"discounted_returns": _returns_variant, "reinforce_loss": _reinforce_variant}),
+]
+
+globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+
+
+def test_dqn_update_not_charged_for_a_wrong_td_target():
+    """A wrong td_targets fails its own check; dqn_update written correctly around it still passes."""
+    wrong_td = mutate(ref.td_targets, [("rewards + gamma * (1.0 - dones) * next_q", "rewards + gamma * next_q")])
+
+    def update(q_net, target_net, optimizer, batch, gamma, double=False):
+        ns = dict(vars(ref), td_targets=wrong_td)
+        fn = type(ref.dqn_update)(ref.dqn_update.__code__, ns, None, ref.dqn_update.__defaults__)
+        return fn(q_net, target_net, optimizer, batch, gamma, double)
+
+    check_dqn_update(update, wrong_td, ref.double_dqn_targets, ref.dqn_loss)
+
+
+# ---------------------------------------------------------------- the reference itself
+
+def test_buffer_on_the_training_path_stores_terminated_not_truncated():
+    """The loop stores done = terminated: a time-limit truncation still bootstraps."""
+    import inspect
+    src = inspect.getsource(ref.train_dqn)
+    assert "buffer.add(obs, action, reward, next_obs, terminated)" in src
+
+
+def test_grading_mode_run_meets_the_stated_bar():
+    """The notebook's grading run (10,000 steps, seed 0) reaches the best greedy return of 100 it states."""
+    torch.set_num_threads(1)
+    log = ref.train_dqn(ref.DQNConfig(total_steps=10_000), seed=0)
+    assert max(score for _, score in log["evals"]) >= 100, log["evals"]
+    assert len(log["evals"]) == 4 and log["episode_returns"] and log["q_means"]
+
+
+def test_evaluate_random_network_is_poor_and_deterministic():
+    torch.manual_seed(0)
+    net = ref.QNetwork(4, 2)
+    a, b = ref.evaluate(net, episodes=5), ref.evaluate(net, episodes=5)
+    assert a == b and a < 200
+
+
+def test_ablation_switches_change_the_loop():
+    """no target network: the target is the online net itself; no replay: a memory of train_every steps."""
+    cfg = ref.DQNConfig(total_steps=1_300, learning_starts=500, train_every=256, gradient_steps=2, eval_every=10_000,
+                        target_net=False, replay=False)
+    log = ref.train_dqn(cfg, seed=1)
+    assert log["steps"] == 1_300 and log["q_means"]
+
+
+def test_reinforce_learns_something():
+    """After 80 episodes, REINFORCE's last 20 returns beat its first 20 (seed 0; a smoke test, not a quality bar)."""
+    history = ref.train_reinforce(episodes=80, lr=1e-2)
+    assert len(history) == 80
+    assert sum(history[-20:]) > 1.5 * sum(history[:20]), history
