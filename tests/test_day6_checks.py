@@ -220,7 +220,7 @@ def _update_variant(q_net, target_net, optimizer, batch, gamma, double=False):
     optimizer.zero_grad(set_to_none=False)
     loss.backward()
     optimizer.step()
-    return float(loss), float(q.detach().mean())
+    return float(loss.detach()), float(q.detach().mean())
 
 
 def _returns_variant(rewards, gamma):

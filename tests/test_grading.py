@@ -62,10 +62,11 @@ EXPECTED = {
     "day3_cnn": (18.0, {"test_residual_block"}),
     "day4_rnn": (18.0, {"test_attention", "test_multi_head_attention"}),  # MultiHeadAttention uses the sdpa
     "day5_gan": (13.0, {"test_gan_losses"}),
+    "day6_dqn": (16.0, {"test_td_target"}),
 }
 
 
-N_TESTS = {"day1_optimization": 9, "day2_normalization": 9, "day3_cnn": 9, "day4_rnn": 10, "day5_gan": 6}
+N_TESTS = {"day1_optimization": 9, "day2_normalization": 9, "day3_cnn": 9, "day4_rnn": 10, "day5_gan": 6, "day6_dqn": 9}
 
 
 @pytest.mark.slow

@@ -457,15 +457,16 @@ def _run_one(job: tuple[str, int, dict, str]) -> tuple[str, int, dict]:
 
 
 def run_experiments(steps: int, seeds: tuple[int, ...], variants: dict = VARIANTS, device="cpu",
-                    workers: int | None = None, progress: bool = True) -> dict[str, list[dict]]:
-    """Every variant × seed for ``steps`` env steps (no early stop), in parallel worker processes."""
+                    workers: int | None = None, progress: bool = True, stop_when_solved: bool = False
+                    ) -> dict[str, list[dict]]:
+    """Every variant × seed for ``steps`` env steps (by default with no early stop), in parallel worker processes."""
     import multiprocessing as mp
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm.auto import tqdm
 
-    jobs = [(name, seed, dict(kw, total_steps=steps, stop_when_solved=False), str(device))
+    jobs = [(name, seed, dict(kw, total_steps=steps, stop_when_solved=stop_when_solved), str(device))
             for name, kw in variants.items() for seed in seeds]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     logs: dict[str, list[dict]] = {name: [] for name in variants}
