@@ -8,6 +8,8 @@ another. Results are gathered into ``OUT/grades.csv`` and ``OUT/feedback/``.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import re
 import resource
@@ -25,6 +27,7 @@ import nbformat
 from tqdm import tqdm
 
 from autograder.build import ASSIGNMENTS, generate_student, instructor_notebook, nbgrader_env, write_course_config
+from autograder.integrity import repair
 from autograder.nbgrader_ext import kernel_environment
 
 # Seconds one whole submission may take (execution, grading and feedback) before it is
@@ -34,6 +37,10 @@ SUBMISSION_TIMEOUT = 900
 # kernel). A DAY notebook needs well under 2 GB; a runaway allocation then fails inside
 # the student's cell with MemoryError instead of starving the machine and other workers.
 MEMORY_LIMIT_GB = 4.0
+# A submitted file larger than this is not read at all (a notebook with cleared outputs is < 1 MB).
+MAX_NOTEBOOK_MB = 300
+# Next to grades.csv: the SHA-256 of each graded file, so an interrupted run resumes.
+STATE_FILE = "grading-state.json"
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 
 
@@ -56,6 +63,7 @@ class Result:
     failed_tests: list[str] = field(default_factory=list)
     feedback: Path | None = None
     seconds: float = 0.0
+    digest: str = ""  # of the submitted file, so a re-run knows whether it changed
 
 
 class GradeError(Exception):
@@ -147,9 +155,13 @@ def runaway_problems(notebook: Path, cell_timeout: float | None, memory_gb: floa
     return [texts[k].format(i=i) for k, i in sorted(found.items(), key=lambda kv: kv[1])]
 
 
-def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Path, out: Path, threads: int,
-              timeout: float, cell_timeout: float | None = None, memory_gb: float | None = MEMORY_LIMIT_GB) -> Result:
-    """Autograde one submission in a scratch course directory and collect its result."""
+def grade_one(sub: Submission, template_db: Path, max_score: float, release: Path | None, workdir: Path, out: Path,
+              threads: int, timeout: float, cell_timeout: float | None = None,
+              memory_gb: float | None = MEMORY_LIMIT_GB) -> Result:
+    """Autograde one submission in a scratch course directory and collect its result.
+
+    ``release`` is the student notebook as released; the submission's graded cells are
+    repaired against it first (autograder/integrity.py)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     t0 = time.perf_counter()
@@ -158,17 +170,22 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
                                              seconds=time.perf_counter() - t0)
     if sub.path is None:
         return unscored("missing", sub.problem)
+    size_mb = sub.path.stat().st_size / 2**20
+    if size_mb > MAX_NOTEBOOK_MB:
+        return unscored("invalid", f"{sub.path.name} is {size_mb:.0f} MB (limit {MAX_NOTEBOOK_MB} MB); clear its "
+                                   "outputs (Kernel > Restart Kernel and Clear Outputs), save and resubmit")
     try:
-        nbformat.read(sub.path, as_version=4)
+        nb = nbformat.read(sub.path, as_version=4)
     except Exception as e:  # malformed JSON, not a notebook, unreadable file
         return unscored("invalid", f"{sub.path.name} is not a readable notebook ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:120]}); re-download it from Jupyter and resubmit")
+                                  f"{(str(e).splitlines() or [''])[0][:120]}); re-download it from Jupyter and resubmit")
+    repairs = repair(nb, nbformat.read(release, as_version=4)) if release else []
     course = workdir / f"{student}--{aid}"
     shutil.rmtree(course, ignore_errors=True)
     (course / "submitted" / student / aid).mkdir(parents=True)
     write_course_config(course)
     shutil.copy(template_db, course / "gradebook.db")
-    shutil.copy(sub.path, course / "submitted" / student / aid / f"{name}.ipynb")
+    nbformat.write(nb, course / "submitted" / student / aid / f"{name}.ipynb")
     env = nbgrader_env(kernel_environment(threads))
     if cell_timeout:
         env["COURSE_CELL_TIMEOUT"] = str(int(cell_timeout))
@@ -189,7 +206,7 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
             failed = [g.name for g in nb.grades if g.max_score and (g.score or 0) < g.max_score]
     except MissingEntry:
         return unscored("error", f"nbgrader could not grade it: {_last_error(log_path)}")
-    problems = [sub.problem] if sub.problem else []
+    problems = ([sub.problem] if sub.problem else []) + repairs
     problems += runaway_problems(course / "autograded" / student / aid / f"{name}.ipynb", cell_timeout, memory_gb)
     if rc != 0:
         problems.append(f"nbgrader reported: {_last_error(log_path)}")
@@ -206,35 +223,88 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, workdir: Pat
                   feedback, time.perf_counter() - t0)
 
 
-def prepare_templates(aids: list[str], workdir: Path) -> dict[str, tuple[Path, float]]:
-    """For each assignment: a gradebook describing it (from generate_assignment) and its max score."""
+def prepare_templates(aids: list[str], workdir: Path) -> dict[str, tuple[Path, float, Path]]:
+    """For each assignment: a gradebook describing it (from generate_assignment), its max score,
+    and the released student notebook."""
     from nbgrader.api import Gradebook
 
     out = {}
     for aid in aids:
-        _, db = generate_student(aid, ASSIGNMENTS[aid], instructor_notebook(aid), workdir / "_templates" / aid)
+        student, db = generate_student(aid, ASSIGNMENTS[aid], instructor_notebook(aid), workdir / "_templates" / aid)
+        release = workdir / "_templates" / f"{aid}.release.ipynb"
+        nbformat.write(student, release)
         with Gradebook(f"sqlite:///{db}") as gb:
-            out[aid] = (db, float(gb.find_assignment(aid).max_score))
+            out[aid] = (db, float(gb.find_assignment(aid).max_score), release)
     return out
+
+
+def digest(sub: Submission) -> str:
+    """What identifies this submission's content: the file's SHA-256, or its problem when there is no file."""
+    if sub.path is None:
+        return "missing: " + sub.problem
+    try:
+        return hashlib.sha256(sub.path.read_bytes()).hexdigest()
+    except OSError as e:
+        return f"unreadable: {e}"
+
+
+def previous_results(out: Path) -> dict[tuple[str, str], Result]:
+    """Rows of an earlier run's OUT/grades.csv whose digest is known (OUT/grading-state.json)."""
+    csv_path, state_path = out / "grades.csv", out / STATE_FILE
+    if not csv_path.exists() or not state_path.exists():
+        return {}
+    try:
+        digests = json.loads(state_path.read_text())
+        rows = list(csv.DictReader(open(csv_path, newline="")))
+        found = {}
+        for r in rows:
+            key = (r["student_id"], r["assignment"])
+            feedback = out / "feedback" / key[0] / key[1] / f"{ASSIGNMENTS.get(key[1], '')}.html"
+            found[key] = Result(key[0], key[1], float(r["score"]), float(r["max_score"]), r["status"], r["problem"],
+                                r["failed_tests"].split(), feedback if feedback.exists() else None, 0.0,
+                                digests.get(f"{key[0]}/{key[1]}", ""))
+        return found
+    except (OSError, ValueError, KeyError):
+        return {}  # an unreadable earlier state is ignored: everything is graded again
 
 
 def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jobs: int | None = None,
           timeout: float = SUBMISSION_TIMEOUT, progress: bool = True, cell_timeout: float | None = None,
-          memory_gb: float | None = MEMORY_LIMIT_GB) -> list[Result]:
-    """Grade everything under ``submissions``; write grades.csv and feedback under ``out``."""
+          memory_gb: float | None = MEMORY_LIMIT_GB, force: bool = False, log=print) -> list[Result]:
+    """Grade everything under ``submissions``; write grades.csv and feedback under ``out``.
+
+    Resumable: a submission already in OUT/grades.csv from an earlier (possibly interrupted) run,
+    whose file has not changed since, keeps its row and is not graded again unless ``force``.
+    """
     subs = find_submissions(submissions, assignments)
     jobs = max(1, jobs or os.cpu_count() or 1)
     threads = max(1, (os.cpu_count() or 1) // jobs)  # cores per kernel, so parallel jobs do not oversubscribe
     out.mkdir(parents=True, exist_ok=True)
+    earlier = previous_results(out)
     results: list[Result] = []
+    todo = []
+    for s in subs:
+        d = digest(s)
+        old = earlier.get((s.student, s.assignment))
+        if old is not None and old.digest == d and not force:
+            results.append(old)
+        else:
+            todo.append((s, d))
+    if results:
+        log(f"{len(results)} submission(s) already graded in {out / 'grades.csv'} and unchanged: kept "
+            "(--force grades them again)")
+    kept = {(r.student, r.assignment) for r in results}
+    results += [r for key, r in earlier.items() if key not in kept and key not in {(s.student, s.assignment)
+                                                                                    for s, _ in todo}]
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
-        templates = prepare_templates(sorted({s.assignment for s in subs}), Path(tmp))
-        bar = tqdm(total=len(subs), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
+        templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp))
+        bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(grade_one, s, *templates[s.assignment], Path(tmp), out, threads, timeout,
-                                   cell_timeout, memory_gb) for s in subs]
+            futures = {pool.submit(grade_one, s, *templates[s.assignment], Path(tmp), out, threads, timeout,
+                                   cell_timeout, memory_gb): d for s, d in todo}
             for fut in as_completed(futures):
                 r = fut.result()
+                r.digest = futures[fut]
                 results.append(r)
                 bar.set_postfix_str(f"{r.student}/{r.assignment}: {r.status}")
                 bar.update()
@@ -246,6 +316,12 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
 
 
 def write_csv(results: list[Result], path: Path) -> None:
+    """Write grades.csv and, next to it, the digests that make a re-run resumable; both atomically
+    (write a temporary file, then rename), so a kill -9 at any moment leaves the previous version."""
+    state = path.parent / STATE_FILE
+    tmp_state = state.with_suffix(".tmp")
+    tmp_state.write_text(json.dumps({f"{r.student}/{r.assignment}": r.digest for r in results}, indent=0))
+    tmp_state.replace(state)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)

@@ -59,7 +59,7 @@ def cmd_grade(args) -> int:
     t0 = time.perf_counter()
     try:
         results = grade(Path(args.submissions), out, aids, jobs=args.jobs, timeout=args.timeout,
-                        cell_timeout=args.cell_timeout, memory_gb=args.memory_gb or None)
+                        cell_timeout=args.cell_timeout, memory_gb=args.memory_gb or None, force=args.force)
     except GradeError as e:
         raise UsageError(str(e)) from None
     print(format_table(results))
@@ -135,6 +135,9 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds one cell may run before it is interrupted; later cells still run (default: 180)")
     g.add_argument("--memory-gb", type=float, default=4.0,
                    help="memory each submission's kernel may allocate; 0 for no limit (default: %(default)s)")
+    g.add_argument("--force", action="store_true",
+                   help="grade everything again; without it, a re-run into the same --out keeps the rows of "
+                        "submissions already graded whose files have not changed (so an interrupted run resumes)")
     g.set_defaults(func=cmd_grade)
 
     r = sub.add_parser("run", help="run a DAY's reference experiment",

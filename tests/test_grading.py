@@ -3,7 +3,8 @@
 One grading run covers, for every DAY: the reference (full marks), the blank skeleton (0,
 grader keeps going), the bundled buggy sample (loses exactly the points of the planted
 bug); and for DAY 1: a reference that emits a UserWarning and writes to stderr inside an
-exercise (no points lost), and broken input (malformed JSON, a missing assignment folder)
+exercise (no points lost), a tampered buggy notebook (edited, deleted and duplicated cells,
+huge outputs: graded from the original tests, every repair reported), and broken input (malformed JSON, a missing assignment folder)
 that is reported without stopping the batch.
 """
 from __future__ import annotations
@@ -37,6 +38,18 @@ def _noisy_reference() -> nbformat.NotebookNode:
     return nb
 
 
+def _tampered_buggy() -> nbformat.NotebookNode:
+    """The buggy sample (fails test_adam) after a student 'fixes' it: the Adam test replaced by `pass`,
+    the momentum test deleted, the SGD solution duplicated, and 6 MB of printed output left in."""
+    nb = nbformat.read(SAMPLES / "buggy" / AID / f"{NAME}.ipynb", as_version=4)
+    cell = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    cell["test_adam"].source = "pass"
+    nb.cells.remove(cell["test_momentum"])
+    nb.cells.insert(nb.cells.index(cell["sgd"]) + 1, nbformat.from_dict(dict(cell["sgd"])))
+    cell["sgd"].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (6 * 2**20))]
+    return nb
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
@@ -44,6 +57,8 @@ def graded(tmp_path_factory):
         shutil.copytree(SAMPLES / who, subs / who)
     (subs / "warns" / AID).mkdir(parents=True)
     nbformat.write(_noisy_reference(), subs / "warns" / AID / f"{NAME}.ipynb")
+    (subs / "tampered" / AID).mkdir(parents=True)
+    nbformat.write(_tampered_buggy(), subs / "tampered" / AID / f"{NAME}.ipynb")
     (subs / "garbled" / AID).mkdir(parents=True)
     (subs / "garbled" / AID / f"{NAME}.ipynb").write_text('{"cells": [ this is not json')
     (subs / "nothing").mkdir()
@@ -125,3 +140,15 @@ def test_broken_input_is_reported_not_fatal(graded):
     assert rows["nothing", AID]["status"] == "missing" and AID in rows["nothing", AID]["problem"]
     assert rows["warns", "day2_normalization"]["status"] == "missing"  # every DAY found is expected from everyone
     assert "garbled" in proc.stdout and "not a readable notebook" in proc.stdout
+
+
+@pytest.mark.slow
+def test_tampered_cells_are_restored_and_reported(graded):
+    """Edited and deleted test cells are graded from the originals; the duplicate and the huge
+    outputs do not break grading; every repair is named in the problem column."""
+    _, rows, _ = graded
+    r = rows["tampered", AID]
+    assert r["status"] == "graded" and float(r["score"]) == 15.0 and r["failed_tests"] == "test_adam", r
+    for words in ("test_adam was edited", "test_momentum was deleted", "duplicated solution cell sgd",
+                  "6 MB of cell outputs"):
+        assert words in r["problem"], r["problem"]

@@ -283,7 +283,11 @@ ax.set(xlabel="environment steps", ylabel="return"); ax.legend(); plt.show()
 # and the **squared error** instead of Huber. Reward clipping changes nothing on CartPole,
 # whose rewards are all +1; it matters in Atari, where scores range from 1 to thousands.
 # The notebook runs one seed of 15,000 steps each on a CPU; `course run day6_dqn` runs 5
-# seeds of 50,000 steps and saves runs/day6_dqn/learning_curves.png.
+# seeds of 50,000 steps and saves runs/day6_dqn/learning_curves.png. Measured there (5 seeds):
+# DQN and Double DQN reach 475 in 5 of 5 seeds, without replay or without a target network
+# in 0 of 5 (without a target network the greedy policy never learns at all). The squared
+# error also reached 475 in 5 of 5: with rewards of +1 the TD errors stay small, and the
+# Huber loss only differs from it for errors above δ = 1, as with large or noisy game scores.
 
 # %%
 # include: VARIANTS, plot_learning_curves, plot_q_values
@@ -303,9 +307,11 @@ else:
 # ### Experiment: over-estimation and Double DQN
 #
 # The mean $Q(s, a)$ of the training batches over time. A return of at most 500 steps of +1
-# reward, discounted with $\gamma = 0.99$, is below $1/(1-\gamma) = 100$; estimates far above
-# that line are over-estimates. Double DQN's targets do not take the max of the same noisy
-# estimates they evaluate, and its curve stays lower.
+# reward, discounted with $\gamma = 0.99$, is below $1/(1-\gamma) = 100$; estimates above that
+# line are certainly over-estimates. Double DQN's targets do not take the max of the same
+# noisy estimates they evaluate, so its estimates are lower. On CartPole the gap is modest
+# (in `course run day6_dqn`, Double DQN's curves sit below DQN's from about 15,000 steps on);
+# on Atari, van Hasselt et al. found DQN's estimates several times too high.
 
 # %%
 if not grading_mode():
@@ -353,7 +359,8 @@ plt.figure(figsize=(7, 3)); plt.plot(history); plt.xlabel("episode"); plt.ylabel
 #   $r + \gamma(1 - \text{done})\max_{a'} Q_{\theta^-}(s', a')$.
 # - Its four stabilisers: experience replay (decorrelated minibatches), a fixed target
 #   network (targets that hold still), reward clipping (one scale for every game) and the
-#   Huber loss (bounded gradients). The ablations show what each one buys.
+#   Huber loss (bounded gradients). On CartPole, replay and the target network are the ones
+#   that decide success; clipping and Huber matter when rewards are large and varied.
 # - Mask terminations, not time limits; never backpropagate into the target.
 # - Double DQN reduces over-estimation by separating the choice of $a^*$ from its evaluation.
 # - Policy-gradient methods such as REINFORCE learn $\pi$ directly; AlphaGo's policy network

@@ -527,9 +527,9 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
         key = name.lower().replace(" ", "_")
         results[f"{key}_solved"] = len(solved)
         results[f"{key}_final_eval"] = statistics.mean(run["evals"][-1][1] for run in runs)
-        median = statistics.median(solved) if solved else float("nan")
+        median = f"median {statistics.median(solved):,.0f}" if solved else "none"
         print(f"  {name:22s} solved (greedy return ≥ 475) in {len(solved)}/{len(runs)} seeds; steps to 475: "
-              f"{solved or '-'} (median {median:,.0f}); final greedy return "
+              f"{solved or '-'} ({median}); final greedy return "
               f"{results[f'{key}_final_eval']:.0f}; {statistics.mean(r['seconds'] for r in runs):.0f}s per run")
     results["dqn_median_steps_to_475"] = statistics.median(
         [run["solved_step"] for run in logs["DQN"] if run["solved_step"] is not None] or [float("nan")])
