@@ -7,6 +7,7 @@ another. Results are gathered into ``OUT/grades.csv`` and ``OUT/feedback/``.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -50,6 +51,10 @@ class Submission:
     assignment: str
     path: Path | None
     problem: str = ""  # found before grading: missing, unreadable, wrongly named ...
+
+    def resolved(self) -> "Submission":
+        """The same submission with an absolute path (a Dask worker has another working directory)."""
+        return Submission(self.student, self.assignment, self.path.resolve() if self.path else None, self.problem)
 
 
 @dataclass
@@ -165,6 +170,13 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, release: Pat
     from nbgrader.api import Gradebook, MissingEntry
 
     t0 = time.perf_counter()
+    if threads <= 0:  # on a Dask worker: share this machine's cores among the worker's task threads
+        try:
+            from distributed import get_worker
+            per_task = getattr(get_worker(), "nthreads", 1) or 1
+        except (ImportError, ValueError):
+            per_task = 1
+        threads = max(1, (os.cpu_count() or 1) // per_task)
     aid, student, name = sub.assignment, sub.student, ASSIGNMENTS[sub.assignment]
     unscored = lambda status, problem: Result(student, aid, 0.0, max_score, status, problem,  # noqa: E731
                                              seconds=time.perf_counter() - t0)
@@ -261,24 +273,65 @@ def previous_results(out: Path) -> dict[tuple[str, str], Result]:
             key = (r["student_id"], r["assignment"])
             feedback = out / "feedback" / key[0] / key[1] / f"{ASSIGNMENTS.get(key[1], '')}.html"
             found[key] = Result(key[0], key[1], float(r["score"]), float(r["max_score"]), r["status"], r["problem"],
-                                r["failed_tests"].split(), feedback if feedback.exists() else None, 0.0,
+                                r["failed_tests"].split(), feedback if feedback.exists() else None,
+                                float(r.get("seconds") or 0.0),
                                 digests.get(f"{key[0]}/{key[1]}", ""))
         return found
     except (OSError, ValueError, KeyError):
         return {}  # an unreadable earlier state is ignored: everything is graded again
 
 
+@contextlib.contextmanager
+def _executor(jobs: int, scheduler: str | None):
+    """(submit, as_completed) for a local thread pool, or for an existing Dask cluster at ``scheduler``."""
+    if scheduler is None:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            yield pool.submit, as_completed
+        return
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_as_completed
+    except ImportError:
+        raise GradeError("--executor dask needs dask.distributed: pip install 'dl-course[dask]' "
+                         "(or pip install 'dask[distributed]')") from None
+    try:
+        client = Client(scheduler, timeout=10)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise GradeError(f"could not reach the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); "
+                         "start one with `dask scheduler`, or check the address") from None
+    try:
+        yield (lambda fn, *args: client.submit(fn, *args, pure=False)), dask_as_completed
+    finally:
+        client.close()
+
+
 def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jobs: int | None = None,
           timeout: float = SUBMISSION_TIMEOUT, progress: bool = True, cell_timeout: float | None = None,
-          memory_gb: float | None = MEMORY_LIMIT_GB, force: bool = False, log=print) -> list[Result]:
+          memory_gb: float | None = MEMORY_LIMIT_GB, force: bool = False, log=print,
+          scheduler: str | None = None, shard: tuple[int, int] | None = None) -> list[Result]:
     """Grade everything under ``submissions``; write grades.csv and feedback under ``out``.
 
     Resumable: a submission already in OUT/grades.csv from an earlier (possibly interrupted) run,
     whose file has not changed since, keeps its row and is not graded again unless ``force``.
+
+    With ``scheduler`` (a Dask scheduler address), each submission is graded as one task on that
+    existing Dask cluster instead of in a local thread pool; ``jobs`` is then ignored (the
+    workers' threads set the concurrency) and the workers must see ``submissions`` and ``out``
+    at the same paths (a shared filesystem). This process alone writes grades.csv.
+
+    ``shard = (i, n)`` grades only the students whose position in the sorted list of student
+    folders is i modulo n (for a SLURM job array: one shard per array task, each with its own ``out``).
     """
     subs = find_submissions(submissions, assignments)
+    if shard:
+        i, n = shard
+        students = sorted({s.student for s in subs})
+        mine = {st for k, st in enumerate(students) if k % n == i}
+        subs = [s for s in subs if s.student in mine]
     jobs = max(1, jobs or os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // jobs)  # cores per kernel, so parallel jobs do not oversubscribe
+    # cores per kernel, so parallel jobs do not oversubscribe; 0 = decided on each Dask worker
+    threads = 0 if scheduler else max(1, (os.cpu_count() or 1) // jobs)
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     earlier = previous_results(out)
     results: list[Result] = []
@@ -296,19 +349,29 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
     kept = {(r.student, r.assignment) for r in results}
     results += [r for key, r in earlier.items() if key not in kept and key not in {(s.student, s.assignment)
                                                                                     for s, _ in todo}]
-    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
+    # Dask workers on other machines must see the scratch folder: put it under OUT (shared).
+    scratch_parent = out if scheduler else None
+    with tempfile.TemporaryDirectory(prefix="course-grade-", dir=scratch_parent) as tmp, \
+            _executor(jobs, scheduler) as (submit, completed):
         templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp))
         bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(grade_one, s, *templates[s.assignment], Path(tmp), out, threads, timeout,
-                                   cell_timeout, memory_gb): d for s, d in todo}
-            for fut in as_completed(futures):
+        futures = {submit(grade_one, s.resolved(), *templates[s.assignment], Path(tmp), out, threads, timeout,
+                          cell_timeout, memory_gb): (s, d) for s, d in todo}
+        for fut in completed(futures):
+            s, d = futures[fut]
+            try:
                 r = fut.result()
-                r.digest = futures[fut]
-                results.append(r)
-                bar.set_postfix_str(f"{r.student}/{r.assignment}: {r.status}")
-                bar.update()
-                write_csv(results, out / "grades.csv")  # after every result: nothing is lost on a crash
+                r.digest = d
+            except Exception as e:
+                # The grader itself failed (e.g. a Dask worker died): report it and go on. The row
+                # gets no digest, so the next run grades this submission again.
+                r = Result(s.student, s.assignment, 0.0, templates[s.assignment][1], "error",
+                           f"grading failed outside the notebook ({type(e).__name__}: {str(e)[:200]}); "
+                           "run the command again to retry it")
+            results.append(r)
+            bar.set_postfix_str(f"{r.student}/{r.assignment}: {r.status}")
+            bar.update()
+            write_csv(results, out / "grades.csv")  # after every result: nothing is lost on a crash
         bar.close()
     results.sort(key=lambda r: (r.student, r.assignment))
     write_csv(results, out / "grades.csv")
@@ -325,10 +388,10 @@ def write_csv(results: list[Result], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["student_id", "assignment", "score", "max_score", "status", "problem", "failed_tests"])
+        w.writerow(["student_id", "assignment", "score", "max_score", "status", "problem", "failed_tests", "seconds"])
         for r in sorted(results, key=lambda r: (r.student, r.assignment)):
             w.writerow([r.student, r.assignment, f"{r.score:g}", f"{r.max_score:g}", r.status, r.problem,
-                        " ".join(r.failed_tests)])
+                        " ".join(r.failed_tests), f"{r.seconds:.1f}"])
     tmp.replace(path)
 
 

@@ -12,6 +12,7 @@ imported only when one of those commands runs, never by the student-facing libra
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -55,11 +56,22 @@ def cmd_grade(args) -> int:
     from autograder.grade import GradeError, format_table, grade
 
     aids = [_resolve_day(a) for a in args.assignment] if args.assignment else None
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler is only used with --executor dask")
+    shard = None
+    if args.shard:
+        m = re.fullmatch(r"(\d+)/(\d+)", args.shard)
+        if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+            raise UsageError(f"--shard takes I/N with 0 <= I < N (e.g. 3/10), not {args.shard!r}")
+        shard = (int(m.group(1)), int(m.group(2)))
     out = Path(args.out)
     t0 = time.perf_counter()
     try:
         results = grade(Path(args.submissions), out, aids, jobs=args.jobs, timeout=args.timeout,
-                        cell_timeout=args.cell_timeout, memory_gb=args.memory_gb or None, force=args.force)
+                        cell_timeout=args.cell_timeout, memory_gb=args.memory_gb or None, force=args.force,
+                        scheduler=args.scheduler if args.executor == "dask" else None, shard=shard)
     except GradeError as e:
         raise UsageError(str(e)) from None
     print(format_table(results))
@@ -135,6 +147,14 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds one cell may run before it is interrupted; later cells still run (default: 180)")
     g.add_argument("--memory-gb", type=float, default=4.0,
                    help="memory each submission's kernel may allocate; 0 for no limit (default: %(default)s)")
+    g.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local: --jobs submissions at once on this machine (default); dask: one task per "
+                        "submission on an existing Dask cluster (needs --scheduler and a filesystem shared with "
+                        "the workers; see docs/INSTRUCTOR.md)")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    g.add_argument("--shard", metavar="I/N",
+                   help="grade only every N-th student folder, starting at the I-th (0-based), e.g. "
+                        "--shard $SLURM_ARRAY_TASK_ID/10 in a SLURM job array; give each shard its own --out")
     g.add_argument("--force", action="store_true",
                    help="grade everything again; without it, a re-run into the same --out keeps the rows of "
                         "submissions already graded whose files have not changed (so an interrupted run resumes)")

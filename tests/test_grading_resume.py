@@ -123,3 +123,22 @@ def test_sigkill_mid_batch_then_resume_loses_and_changes_nothing(tmp_path):
     assert {k: r for k, r in rows.items() if k in done_before} == done_before  # nothing changed or lost
     assert {k: (r["score"], r["status"]) for k, r in rows.items()} == {
         ("a1", AID): ("16", "graded"), ("a2", AID): ("0", "graded"), ("a3", AID): ("0", "invalid")}
+
+
+def test_shards_split_the_class_without_overlap(tmp_path, fake_grader):
+    """--shard i/n (one SLURM array task each) covers every student exactly once."""
+    subs = _class(tmp_path / "subs", names=("ann", "bob", "cy", "dee", "eve"))
+    seen = []
+    for i in range(3):
+        fake_grader.clear()
+        grading.grade(subs, tmp_path / f"out{i}", progress=False, shard=(i, 3), log=lambda m: None)
+        seen += fake_grader
+        assert sorted(_rows(tmp_path / f"out{i}")) == sorted((s, AID) for s in fake_grader)
+    assert sorted(seen) == ["ann", "bob", "cy", "dee", "eve"]
+
+
+def test_bad_shard_is_one_clear_sentence(tmp_path, capsys):
+    from course.cli import main
+
+    assert main(["grade", str(tmp_path), "--shard", "3/3"]) == 2
+    assert "--shard takes I/N with 0 <= I < N" in capsys.readouterr().err
