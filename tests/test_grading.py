@@ -45,7 +45,9 @@ def _tampered_buggy() -> nbformat.NotebookNode:
     cell = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
     cell["test_adam"].source = "pass"
     nb.cells.remove(cell["test_momentum"])
-    nb.cells.insert(nb.cells.index(cell["sgd"]) + 1, nbformat.from_dict(dict(cell["sgd"])))
+    copy = nbformat.from_dict(dict(cell["sgd"]))
+    copy["id"] = "sgd-copy"  # Jupyter gives a pasted cell a new id; its nbgrader metadata is copied as is
+    nb.cells.insert(nb.cells.index(cell["sgd"]) + 1, copy)
     cell["sgd"].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (6 * 2**20))]
     return nb
 
@@ -88,7 +90,7 @@ N_TESTS = {"day1_optimization": 9, "day2_normalization": 9, "day3_cnn": 9, "day4
 def test_batch_completes_with_exit_code_zero(graded):
     proc, rows, _ = graded
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert {s for s, _ in rows} == {"reference", "blank", "buggy", "warns", "garbled", "nothing"}
+    assert {s for s, _ in rows} == {"reference", "blank", "buggy", "warns", "tampered", "garbled", "nothing"}
     assert {a for _, a in rows} == set(ASSIGNMENTS) == set(EXPECTED)
 
 

@@ -1,0 +1,146 @@
+"""Grade a synthetic class: speed-up of --jobs 2 over --jobs 1, worst time per submission, peak
+memory, and whether an interrupted-then-resumed run gives exactly the grades of a clean one.
+
+The class: N students x the chosen DAYs. Student k hands in, per DAY, in turn: the reference,
+the blank notebook, the buggy sample, and a hostile notebook (the buggy sample with its failing
+test cell replaced by `pass`, another test cell deleted, and a cell that loops forever).
+
+Runs (each into a fresh output folder, with --cell-timeout 20):
+  1. course grade --jobs 1
+  2. course grade --jobs 2
+  3. course grade --jobs 2, killed with SIGKILL when half the rows are in grades.csv, then run again
+
+Targets (issue 8, 2-core CPU): run 2 at least 1.6x faster than run 1; no submission longer than
+its timeout + 10 s; zero grades lost or changed between run 2 and run 3.
+
+    python benchmarks/grade_class.py [--students 40] [--days day1_optimization day6_dqn ...] [--skip-jobs1]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import nbformat  # noqa: E402
+
+from autograder.build import ASSIGNMENTS  # noqa: E402
+
+SAMPLES = REPO / "autograder" / "samples"
+CELL_TIMEOUT = 20
+KINDS = ("reference", "blank", "buggy", "hostile")
+
+
+def hostile(aid: str) -> nbformat.NotebookNode:
+    """The buggy sample, 'fixed' by editing its failing test to `pass`, deleting another test, and
+    leaving an infinite loop behind."""
+    nb = nbformat.read(SAMPLES / "buggy" / aid / f"{ASSIGNMENTS[aid]}.ipynb", as_version=4)
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    tests[-1].source = "pass"
+    nb.cells.remove(tests[0])
+    nb.cells.insert(len(nb.cells) - 1, nbformat.v4.new_code_cell("while True:\n    pass"))
+    return nb
+
+
+def make_class(root: Path, students: int, days: list[str]) -> None:
+    for k in range(students):
+        for aid in days:
+            kind = KINDS[(k + days.index(aid)) % len(KINDS)]
+            folder = root / f"s{k:03d}" / aid
+            folder.mkdir(parents=True)
+            target = folder / f"{ASSIGNMENTS[aid]}.ipynb"
+            if kind == "hostile":
+                nbformat.write(hostile(aid), target)
+            else:
+                shutil.copy(SAMPLES / kind / aid / target.name, target)
+
+
+def rows(out: Path) -> dict[tuple[str, str], dict]:
+    if not (out / "grades.csv").exists():
+        return {}
+    return {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(out / "grades.csv"))}
+
+
+def course_grade(subs: Path, out: Path, jobs: int, timeout: float) -> list[str]:
+    return [sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", str(jobs),
+            "--cell-timeout", str(CELL_TIMEOUT), "--timeout", str(timeout)]
+
+
+def timed_run(subs: Path, out: Path, jobs: int, timeout: float) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(course_grade(subs, out, jobs, timeout), cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def interrupted_then_resumed(subs: Path, out: Path, jobs: int, timeout: float, total: int) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(course_grade(subs, out, jobs, timeout), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    while proc.poll() is None and len(rows(out)) < total // 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(rows(out))
+    subprocess.run(course_grade(subs, out, jobs, timeout), cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return done, time.perf_counter() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--students", type=int, default=40, help="students in the class (default 40)")
+    p.add_argument("--days", nargs="+", default=list(ASSIGNMENTS), choices=list(ASSIGNMENTS), metavar="DAY",
+                   help="DAYs each student hands in (default: all)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
+    p.add_argument("--skip-jobs1", action="store_true", help="skip the --jobs 1 run (no speed-up figure)")
+    args = p.parse_args()
+    total = args.students * len(args.days)
+    print(f"class: {args.students} students x {len(args.days)} DAYs = {total} notebooks "
+          f"({', '.join(KINDS)} in turn); {os.cpu_count()} CPU cores; --cell-timeout {CELL_TIMEOUT}")
+    with tempfile.TemporaryDirectory(prefix="grade-class-") as tmp:
+        tmp = Path(tmp)
+        make_class(tmp / "subs", args.students, args.days)
+        t1 = None if args.skip_jobs1 else timed_run(tmp / "subs", tmp / "out1", 1, args.timeout)
+        t2 = timed_run(tmp / "subs", tmp / "out2", 2, args.timeout)
+        clean = rows(tmp / "out2")
+        done, t3 = interrupted_then_resumed(tmp / "subs", tmp / "out3", 2, args.timeout, total)
+        resumed = rows(tmp / "out3")
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    key = ("score", "status", "failed_tests")
+    lost = [k for k in clean if k not in resumed]
+    changed = [k for k in clean if k in resumed and tuple(clean[k][c] for c in key) != tuple(resumed[k][c] for c in key)]
+    worst = max(clean.values(), key=lambda r: float(r["seconds"]))
+    by_kind: dict[str, list[float]] = {}
+    for (student, aid), r in clean.items():
+        kind = KINDS[(int(student[1:]) + args.days.index(aid)) % len(KINDS)]
+        by_kind.setdefault(kind, []).append(float(r["seconds"]))
+
+    if t1 is not None:
+        print(f"--jobs 1: {t1:.0f} s ({total / t1 * 60:.1f} submissions/min)")
+    print(f"--jobs 2: {t2:.0f} s ({total / t2 * 60:.1f} submissions/min)")
+    if t1 is not None:
+        print(f"speed-up of --jobs 2 over --jobs 1: {t1 / t2:.2f}x (target >= 1.6x)")
+    print("seconds per submission, by kind: " + ", ".join(
+        f"{k} {sum(v) / len(v):.0f} (max {max(v):.0f})" for k, v in sorted(by_kind.items())))
+    print(f"slowest submission: {worst['student_id']}/{worst['assignment']} {float(worst['seconds']):.0f} s "
+          f"(limit {args.timeout:.0f} s + 10 s)")
+    print(f"peak memory of the largest process (a kernel or nbgrader): {peak_mb:.0f} MB")
+    print(f"interrupted at {done}/{total} rows with SIGKILL, then resumed: {t3:.0f} s in all; "
+          f"{len(lost)} grades lost, {len(changed)} changed against the clean --jobs 2 run"
+          + (f" ({changed[:3]})" if changed else ""))
+    ok = not lost and not changed and float(worst["seconds"]) <= args.timeout + 10 and (t1 is None or t1 / t2 >= 1.6)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
