@@ -346,9 +346,9 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
     if results:
         log(f"{len(results)} submission(s) already graded in {out / 'grades.csv'} and unchanged: kept "
             "(--force grades them again)")
-    kept = {(r.student, r.assignment) for r in results}
-    results += [r for key, r in earlier.items() if key not in kept and key not in {(s.student, s.assignment)
-                                                                                    for s, _ in todo}]
+    # rows of earlier runs that this run does not cover (e.g. other assignments) stay in grades.csv
+    covered = {(s.student, s.assignment) for s in subs}
+    results += [r for key, r in earlier.items() if key not in covered]
     # Dask workers on other machines must see the scratch folder: put it under OUT (shared).
     scratch_parent = out if scheduler else None
     with tempfile.TemporaryDirectory(prefix="course-grade-", dir=scratch_parent) as tmp, \
