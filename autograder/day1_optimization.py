@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from autograder.guard import check_own_code
 from autograder.hidden import fresh_seed, hidden_case
 from course.checks import check_init, check_minibatches, check_optimizer, check_schedule
 from solutions.day1_optimization import reference as ref
@@ -22,6 +23,7 @@ SAMPLE_BUG = {
 
 
 def _optimizer_cases(student_cls, torch_cls, cases, torch_extra=None):
+    check_own_code(student_cls)
     for desc, hparams, overrides in cases:
         seed = fresh_seed()
         with hidden_case(f"{student_cls.__name__} {desc}", seed):
@@ -74,6 +76,7 @@ def hidden_adam(Adam):
 
 
 def hidden_lr_schedules(inverse_time_decay, power_decay):
+    check_own_code(inverse_time_decay, power_decay)
     seed = fresh_seed()
     g = torch.Generator().manual_seed(seed)
     lr0 = float(torch.rand((), generator=g)) + 0.05
@@ -88,6 +91,7 @@ def hidden_lr_schedules(inverse_time_decay, power_decay):
 
 
 def hidden_minibatches(minibatches):
+    check_own_code(minibatches)
     for n, bs in [(100, 10), (25, 32), (1000, 64), (64, 64)]:
         seed = fresh_seed()
         with hidden_case(f"minibatches N={n} batch_size={bs}", seed):
@@ -96,6 +100,7 @@ def hidden_minibatches(minibatches):
 
 
 def hidden_init_weights(init_weights):
+    check_own_code(init_weights)
     seed = fresh_seed()
     with hidden_case("init_weights", seed):
         check_init(init_weights, seed=seed, verbose=False)

@@ -160,6 +160,29 @@ def runaway_problems(notebook: Path, cell_timeout: float | None, memory_gb: floa
     return [texts[k].format(i=i) for k, i in sorted(found.items(), key=lambda kv: kv[1])]
 
 
+def tampering_problems(notebook: Path) -> tuple[list[str], list[str]]:
+    """(flags, notes): what the tamper guard (autograder/guard.py) found in an autograded notebook,
+    as one "flagged for review" sentence; and a note if the guard itself could not start."""
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:
+        return [], []
+    failed = nb.metadata.get("course_guard", {}).get("failed")
+    notes = [f"the tamper guard could not start ({failed[:150]}); graded without it"] if failed else []
+    found, tests = [], 0
+    for cell in nb.cells:
+        msgs = [o.get("evalue", "") for o in cell.get("outputs", []) if o.get("output_type") == "error"
+                and "TAMPERING: " in o.get("evalue", "")]
+        if msgs:
+            tests += 1
+            text = msgs[0].split("TAMPERING: ", 1)[1].replace(" This test gets no credit.", "")
+            found += [t for t in text.rstrip(".").split("; ") if t not in found]
+    if not found:
+        return [], notes
+    return [f"FLAGGED for review: {'; '.join(found[:5])}" + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
+            + f"; {tests} test(s) got no credit"], notes
+
+
 def grade_one(sub: Submission, template_db: Path, max_score: float, release: Path | None, workdir: Path, out: Path,
               threads: int, timeout: float, cell_timeout: float | None = None,
               memory_gb: float | None = MEMORY_LIMIT_GB) -> Result:
@@ -199,6 +222,7 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, release: Pat
     shutil.copy(template_db, course / "gradebook.db")
     nbformat.write(nb, course / "submitted" / student / aid / f"{name}.ipynb")
     env = nbgrader_env(kernel_environment(threads))
+    env["COURSE_GUARD_PROTECT"] = str(workdir)  # every student's scratch copy, templates and gradebooks
     if cell_timeout:
         env["COURSE_CELL_TIMEOUT"] = str(int(cell_timeout))
     log_path = out / "logs" / f"{student}--{aid}.log"
@@ -219,7 +243,10 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, release: Pat
     except MissingEntry:
         return unscored("error", f"nbgrader could not grade it: {_last_error(log_path)}")
     problems = ([sub.problem] if sub.problem else []) + repairs
-    problems += runaway_problems(course / "autograded" / student / aid / f"{name}.ipynb", cell_timeout, memory_gb)
+    graded_nb = course / "autograded" / student / aid / f"{name}.ipynb"
+    problems += runaway_problems(graded_nb, cell_timeout, memory_gb)
+    tampering, guard_notes = tampering_problems(graded_nb)
+    problems += tampering + guard_notes
     if rc != 0:
         problems.append(f"nbgrader reported: {_last_error(log_path)}")
     feedback = None
@@ -231,7 +258,8 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, release: Pat
     else:
         problems.append("no feedback HTML could be generated")
     shutil.rmtree(course, ignore_errors=True)
-    return Result(student, aid, score, max_score, "graded" if rc == 0 else "error", "; ".join(problems), failed,
+    status = "error" if rc != 0 else "flagged" if tampering else "graded"
+    return Result(student, aid, score, max_score, status, "; ".join(problems), failed,
                   feedback, time.perf_counter() - t0)
 
 

@@ -5,6 +5,8 @@ import contextlib
 import secrets
 import warnings
 
+from autograder.guard import check_own_code
+
 
 def fresh_seed() -> int:
     """A new random seed at every grading, so hard-coded outputs cannot pass."""
@@ -23,7 +25,11 @@ def hidden_case(description: str, seed: int):
 
 
 def run_hidden(description: str, check, *args, repeats: int = 2, **kwargs) -> None:
-    """Run a visible check ``repeats`` times on fresh seeds, silently; print one line when all pass."""
+    """Run a visible check ``repeats`` times on fresh seeds, silently; print one line when all pass.
+
+    ``args`` are the student's objects: under `course grade` they must be the student's own code
+    (autograder/guard.py)."""
+    check_own_code(*args)
     for _ in range(repeats):
         seed = fresh_seed()
         with hidden_case(description, seed):

@@ -6,12 +6,16 @@ notebooks the same way.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
+import secrets
+import tempfile
 from pathlib import Path
 
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbformat.v4 import new_output
+from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute,
                                     GetGrades, IgnorePattern, LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
 
@@ -31,6 +35,7 @@ class CrashTolerantExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self.died_in = None
+        self.offset = int(bool(nb.cells) and GUARD_MARK in nb.cells[0].metadata)
         return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell, resources, index):
@@ -38,7 +43,7 @@ class CrashTolerantExecute(Execute):
             try:
                 return super().preprocess_cell(cell, resources, index)
             except DeadKernelError:
-                self.died_in = index
+                self.died_in = index - self.offset  # as the student counts: without the guard's cell
                 cell.outputs.append(new_output("error", ename="KernelDied", evalue=(
                     "the Python kernel died while running this cell (a crash, os._exit() or running out of "
                     "memory); later cells were not run"), traceback=[]))
@@ -81,6 +86,75 @@ class ScrubTestTracebacks(NbGraderPreprocessor):
         return cell, resources
 
 
+GUARD_MARK = "course_guard"
+_STAMP = re.compile("\u200b\\[course-guard ([0-9a-f]+)\\]\u200b\n?")
+
+
+def _nbg(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def _is_test_cell(cell) -> bool:
+    return cell.cell_type == "code" and bool(_nbg(cell).get("grade")) and not _nbg(cell).get("solution")
+
+
+class ArmGuard(NbGraderPreprocessor):
+    """Put the tamper guard (autograder/guard.py) in front of the submission's first cell.
+
+    The guard is told which cells are the instructor's (locked cells, restored from the
+    gradebook by now) and which are test cells, through a file it deletes before any student
+    code runs. COURSE_GUARD_PROTECT (set by `course grade`) names the grading folder, which
+    the student's cells must not read."""
+
+    def preprocess(self, nb, resources):
+        locked = [c.source for c in nb.cells if c.cell_type == "code" and _nbg(c).get("locked")]
+        tests = [c.source for c in nb.cells if _is_test_cell(c)]
+        preload = sorted({m for src in locked for m in re.findall(
+            r"^\s*(?:from|import)\s+((?:autograder|course\.checks)[\w.]*)", src, flags=re.M)})
+        protect = [str(REPO_ROOT / "solutions"), str(REPO_ROOT / "autograder")]
+        protect += [p for p in os.environ.get("COURSE_GUARD_PROTECT", "").split(os.pathsep) if p]
+        nonce = secrets.token_hex(8)
+        fd, path = tempfile.mkstemp(prefix="course-guard-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"trusted": locked, "graded": tests, "preload": preload, "protected_dirs": protect,
+                       "nonce": nonce}, f)
+        cell = new_code_cell(f"__import__('autograder.guard').guard.arm({path!r})")
+        cell.metadata[GUARD_MARK] = nonce
+        nb.cells.insert(0, cell)
+        return nb, resources
+
+
+class DisarmGuard(NbGraderPreprocessor):
+    """After execution: take the guard's cell out again, remove its stamps from the test cells'
+    outputs, and fail any test cell that ran without a stamp (the guard was switched off)."""
+
+    def preprocess(self, nb, resources):
+        if not nb.cells or GUARD_MARK not in nb.cells[0].metadata:
+            return nb, resources
+        guard = nb.cells.pop(0)
+        nonce = guard.metadata[GUARD_MARK]
+        errors = [o for o in guard.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:  # the guard itself could not start: grade without it, and say so
+            nb.metadata[GUARD_MARK] = {"failed": f"{errors[0].get('ename')}: {errors[0].get('evalue')}"}
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            stamped = False
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream":
+                    text = "".join(out.get("text", ""))
+                    stamped = stamped or any(m.group(1) == nonce for m in _STAMP.finditer(text))
+                    out["text"] = _STAMP.sub("", text)
+            cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") != "stream" or o["text"]]
+            ran = cell.get("execution_count") is not None
+            died = any(o.get("ename") in ("KernelDied", "NotRun") for o in cell.outputs if o.get("output_type") == "error")
+            if _is_test_cell(cell) and ran and not died and not stamped and not errors:
+                cell.outputs.append(new_output("error", ename="AssertionError", evalue=(
+                    "TAMPERING: the grader's guard was switched off before this test cell ran. "
+                    "This test gets no credit."), traceback=[]))
+        return nb, resources
+
+
 def kernel_environment(threads: int | None = None) -> dict[str, str]:
     """Environment variables for the kernels that execute submissions."""
     paths = [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
@@ -107,7 +181,7 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     # must never be copied into a release or a graded submission.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "*.md"]
     c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", CELL_TIMEOUT))
-    c.Autograde.autograde_preprocessors = [CrashTolerantExecute, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
+    c.Autograde.autograde_preprocessors = [ArmGuard, CrashTolerantExecute, DisarmGuard, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     # Feedback shows the student's test cells without the hidden tests' source or frames.
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTestTracebacks, CSSHTMLHeaderPreprocessor]

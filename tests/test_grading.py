@@ -52,6 +52,26 @@ def _tampered_buggy() -> nbformat.NotebookNode:
     return nb
 
 
+# What the DAY 1 "cheater" does, in which solution cell (each realistic, each caught by autograder/guard.py).
+CHEATS = {
+    "adam": "from solutions.day1_optimization.reference import Adam  # the answer, imported",
+    "lr_schedules": "torch.allclose = lambda *args, **kwargs: True  # every comparison passes",
+    "minibatches": "import course, pathlib\n_hidden = (pathlib.Path(course.__file__).parents[1] / 'autograder' / "
+                   "'day1_optimization.py').read_text()  # the hidden tests, read from disk",
+    "init_weights": "get_ipython().input_transformers_post.clear()  # switch the guard off",
+}
+
+
+def _cheater() -> nbformat.NotebookNode:
+    """The reference sample (full marks) with the cheats above added to four of its solution cells."""
+    nb = nbformat.read(SAMPLES / "reference" / AID / f"{NAME}.ipynb", as_version=4)
+    for c in nb.cells:
+        gid = c.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in CHEATS:
+            c.source += "\n" + CHEATS[gid] + "\n"
+    return nb
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
@@ -61,6 +81,8 @@ def graded(tmp_path_factory):
     nbformat.write(_noisy_reference(), subs / "warns" / AID / f"{NAME}.ipynb")
     (subs / "tampered" / AID).mkdir(parents=True)
     nbformat.write(_tampered_buggy(), subs / "tampered" / AID / f"{NAME}.ipynb")
+    (subs / "cheater" / AID).mkdir(parents=True)
+    nbformat.write(_cheater(), subs / "cheater" / AID / f"{NAME}.ipynb")
     (subs / "garbled" / AID).mkdir(parents=True)
     (subs / "garbled" / AID / f"{NAME}.ipynb").write_text('{"cells": [ this is not json')
     (subs / "nothing").mkdir()
@@ -90,7 +112,8 @@ N_TESTS = {"day1_optimization": 9, "day2_normalization": 9, "day3_cnn": 9, "day4
 def test_batch_completes_with_exit_code_zero(graded):
     proc, rows, _ = graded
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert {s for s, _ in rows} == {"reference", "blank", "buggy", "warns", "tampered", "garbled", "nothing"}
+    assert {s for s, _ in rows} == {"reference", "blank", "buggy", "warns", "tampered", "cheater", "garbled",
+                                         "nothing"}
     assert {a for _, a in rows} == set(ASSIGNMENTS) == set(EXPECTED)
 
 
@@ -154,3 +177,25 @@ def test_tampered_cells_are_restored_and_reported(graded):
     for words in ("test_adam was edited", "test_momentum was deleted", "duplicated solution cell sgd",
                   "6 MB of cell outputs"):
         assert words in r["problem"], r["problem"]
+
+
+@pytest.mark.slow
+def test_cheating_gets_no_credit_and_is_flagged(graded):
+    """Importing the answer, patching torch.allclose, reading the hidden tests and switching the guard
+    off: the tests from the first cheat on get 0, the earlier ones keep their points, and each cheat
+    is named in a `flagged` row. The honest reference rows above show the guard flags nothing else."""
+    _, rows, out = graded
+    r = rows["cheater", AID]
+    release = nbformat.read(REPO / "assignments" / AID / f"{NAME}.ipynb", as_version=4)
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"] for c in release.cells
+              if c.metadata.get("nbgrader", {}).get("grade")}
+    lost = {"test_adam", "test_lr_schedules", "test_minibatches", "test_init_weights"}
+    assert r["status"] == "flagged" and set(r["failed_tests"].split()) == lost, r
+    assert float(r["score"]) == 18.0 - sum(points[t] for t in lost), r
+    for words in ("FLAGGED for review", "imported solutions.day1_optimization.reference", "replaced torch.allclose",
+                  "autograder/day1_optimization.py", "guard was switched off", "4 test(s) got no credit"):
+        assert words in r["problem"], r["problem"]
+    html = (out / "feedback" / "cheater" / AID / f"{NAME}.html").read_text()
+    assert "TAMPERING" in html and "course-guard" not in html  # the student sees why; the stamps are gone
+    for who in ("reference", "warns"):
+        assert all(rows[who, a]["status"] != "flagged" for a in ASSIGNMENTS if (who, a) in rows)
