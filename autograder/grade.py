@@ -28,6 +28,7 @@ import nbformat
 from tqdm import tqdm
 
 from autograder.build import ASSIGNMENTS, generate_student, instructor_notebook, nbgrader_env, write_course_config
+from autograder import sandbox
 from autograder.integrity import repair
 from autograder.nbgrader_ext import kernel_environment
 
@@ -228,12 +229,13 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, release: Pat
     log_path = out / "logs" / f"{student}--{aid}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        rc = _run([sys.executable, "-m", "nbgrader", "autograde", aid, "--student", student, "--force",
-                   "--log-level=WARN"], course, env, timeout, log, memory_gb)
+        # nbgrader autograde + generate_feedback in one process (worker.py); the student's code runs
+        # in there, without network access where the OS allows it (sandbox.py)
+        rc = _run(sandbox.wrap([sys.executable, "-m", "autograder.worker", aid, student]), course, env, timeout, log,
+                  memory_gb)
         if rc is None:
             return unscored("timeout", f"grading took longer than {timeout:.0f} s and was stopped")
-        fb_rc = _run([sys.executable, "-m", "nbgrader", "generate_feedback", aid, "--student", student,
-                      "--force", "--log-level=WARN"], course, env, 120, log)
+        fb_rc, rc = (rc, 0) if rc == 2 else (rc, rc)  # 2: graded, but the feedback failed
     try:
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
             s = gb.find_submission(aid, student)
@@ -263,19 +265,20 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, release: Pat
                   feedback, time.perf_counter() - t0)
 
 
-def prepare_templates(aids: list[str], workdir: Path) -> dict[str, tuple[Path, float, Path]]:
+def prepare_templates(aids: list[str], workdir: Path, jobs: int = 1) -> dict[str, tuple[Path, float, Path]]:
     """For each assignment: a gradebook describing it (from generate_assignment), its max score,
-    and the released student notebook."""
+    and the released student notebook. ``jobs`` assignments are prepared at once."""
     from nbgrader.api import Gradebook
 
-    out = {}
-    for aid in aids:
+    def one(aid):
         student, db = generate_student(aid, ASSIGNMENTS[aid], instructor_notebook(aid), workdir / "_templates" / aid)
         release = workdir / "_templates" / f"{aid}.release.ipynb"
         nbformat.write(student, release)
         with Gradebook(f"sqlite:///{db}") as gb:
-            out[aid] = (db, float(gb.find_assignment(aid).max_score), release)
-    return out
+            return aid, (db, float(gb.find_assignment(aid).max_score), release)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return dict(pool.map(one, aids))
 
 
 def digest(sub: Submission) -> str:
@@ -371,6 +374,9 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
             results.append(old)
         else:
             todo.append((s, d))
+    isolated, why = sandbox.available() if todo and not scheduler else (True, "")
+    if not isolated:
+        log(f"note: submissions run with network access ({why}); see docs/INSTRUCTOR.md, 'Network'")
     if results:
         log(f"{len(results)} submission(s) already graded in {out / 'grades.csv'} and unchanged: kept "
             "(--force grades them again)")
@@ -381,7 +387,7 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
     scratch_parent = out if scheduler else None
     with tempfile.TemporaryDirectory(prefix="course-grade-", dir=scratch_parent) as tmp, \
             _executor(jobs, scheduler) as (submit, completed):
-        templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp))
+        templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp), jobs)
         bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
         futures = {submit(grade_one, s.resolved(), *templates[s.assignment], Path(tmp), out, threads, timeout,
                           cell_timeout, memory_gb): (s, d) for s, d in todo}

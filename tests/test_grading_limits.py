@@ -1,15 +1,21 @@
 """Runaway submissions: an infinite loop is stopped by the per-cell timeout, a memory bomb by
 the memory cap, and a kernel that dies (os._exit) does not void what already ran. The
-tests that did run keep their points, each problem is named, and the batch completes."""
+tests that did run keep their points, each problem is named, and the batch completes.
+The same submission tries to send data to a server on this machine: where the OS allows a
+network namespace (root on Linux), nothing arrives."""
 from __future__ import annotations
 
 import csv
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from autograder import sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 AID, NAME = "day1_optimization", "optimization"
@@ -22,7 +28,21 @@ def _with_prefix(nb, grade_id: str, code: str) -> None:
 
 @pytest.mark.slow
 def test_loop_memory_bomb_and_crash_lose_only_their_own_points(tmp_path):
+    server = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def listen():
+        server.settimeout(600)
+        try:
+            conn, _ = server.accept()
+            received.append(conn.recv(100))
+        except OSError:
+            pass
+
+    threading.Thread(target=listen, daemon=True).start()
     nb = nbformat.read(REPO / "autograder" / "samples" / "reference" / AID / f"{NAME}.ipynb", as_version=4)
+    _with_prefix(nb, "sgd", "import socket as _socket\ntry:\n    _socket.create_connection(('127.0.0.1', "
+                            f"{server.getsockname()[1]}), timeout=5).sendall(b'stolen')\nexcept OSError:\n    pass\n")
     _with_prefix(nb, "minibatches", "while True:\n    pass\n")  # runs before minibatches is defined
     _with_prefix(nb, "lr_schedules", "_hog = [bytearray(2**30) for _ in range(8)]  # 8 GB\n")
     _with_prefix(nb, "init_weights", "import os\nos._exit(1)\n")  # the kernel dies; later cells never run
@@ -38,6 +58,10 @@ def test_loop_memory_bomb_and_crash_lose_only_their_own_points(tmp_path):
     assert float(row["score"]) == 18 - 2 - 2 - 2
     for words in ("memory limit", "cell limit", "kernel died"):
         assert words in row["problem"], row["problem"]
+    isolated, why = sandbox.available()
+    server.close()
+    assert received == ([] if isolated else [b"stolen"]), (received, why)  # without a namespace, the data gets out
+    assert isolated or "network access" in proc.stdout
     log = (tmp_path / "out" / "logs" / f"runaway--{AID}.log").read_text()
     html = (tmp_path / "out" / "feedback" / "runaway" / AID / f"{NAME}.html").read_text()
     assert "MemoryError" in html and "Timeout" in html + log and "kernel died" in html

@@ -38,7 +38,7 @@ def fake_grader(monkeypatch):
         return grading.Result(sub.student, sub.assignment, float(len(sub.path.read_bytes()) % 7), max_score, "graded")
 
     monkeypatch.setattr(grading, "grade_one", fake_grade_one)
-    monkeypatch.setattr(grading, "prepare_templates", lambda aids, workdir: {a: (None, 16.0, None) for a in aids})
+    monkeypatch.setattr(grading, "prepare_templates", lambda aids, workdir, jobs=1: {a: (None, 16.0, None) for a in aids})
     return calls
 
 
