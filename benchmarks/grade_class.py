@@ -2,8 +2,9 @@
 memory, and whether an interrupted-then-resumed run gives exactly the grades of a clean one.
 
 The class: N students x the chosen DAYs. Student k hands in, per DAY, in turn: the reference,
-the blank notebook, the buggy sample, and a hostile notebook (the buggy sample with its failing
-test cell replaced by `pass`, another test cell deleted, and a cell that loops forever).
+the blank notebook, the buggy sample, a hostile notebook (the buggy sample with its failing
+test cell replaced by `pass`, another test cell deleted, and a cell that loops forever), and a
+cheater (the reference, patching torch.allclose in its last solution cell: must be `flagged`).
 
 Runs (each into a fresh output folder, with --cell-timeout 20):
   1. course grade --jobs 1
@@ -14,6 +15,7 @@ Targets (issue 8, 2-core CPU): run 2 at least 1.6x faster than run 1; no submiss
 its timeout + 10 s; zero grades lost or changed between run 2 and run 3.
 
     python benchmarks/grade_class.py [--students 40] [--days day1_optimization day6_dqn ...] [--skip-jobs1]
+                                     [--skip-resume]
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from autograder.build import ASSIGNMENTS  # noqa: E402
 
 SAMPLES = REPO / "autograder" / "samples"
 CELL_TIMEOUT = 20
-KINDS = ("reference", "blank", "buggy", "hostile")
+KINDS = ("reference", "blank", "buggy", "hostile", "cheater")
 
 
 def hostile(aid: str) -> nbformat.NotebookNode:
@@ -52,6 +54,14 @@ def hostile(aid: str) -> nbformat.NotebookNode:
     return nb
 
 
+def cheater(aid: str) -> nbformat.NotebookNode:
+    """The reference, with every comparison made to pass from its last exercise on."""
+    nb = nbformat.read(SAMPLES / "reference" / aid / f"{ASSIGNMENTS[aid]}.ipynb", as_version=4)
+    last = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")][-1]
+    last.source += "\nimport torch\ntorch.allclose = lambda *args, **kwargs: True\n"
+    return nb
+
+
 def make_class(root: Path, students: int, days: list[str]) -> None:
     for k in range(students):
         for aid in days:
@@ -59,8 +69,8 @@ def make_class(root: Path, students: int, days: list[str]) -> None:
             folder = root / f"s{k:03d}" / aid
             folder.mkdir(parents=True)
             target = folder / f"{ASSIGNMENTS[aid]}.ipynb"
-            if kind == "hostile":
-                nbformat.write(hostile(aid), target)
+            if kind in ("hostile", "cheater"):
+                nbformat.write(hostile(aid) if kind == "hostile" else cheater(aid), target)
             else:
                 shutil.copy(SAMPLES / kind / aid / target.name, target)
 
@@ -102,6 +112,7 @@ def main() -> int:
                    help="DAYs each student hands in (default: all)")
     p.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
     p.add_argument("--skip-jobs1", action="store_true", help="skip the --jobs 1 run (no speed-up figure)")
+    p.add_argument("--skip-resume", action="store_true", help="skip the interrupted-then-resumed run")
     args = p.parse_args()
     total = args.students * len(args.days)
     print(f"class: {args.students} students x {len(args.days)} DAYs = {total} notebooks "
@@ -112,14 +123,23 @@ def main() -> int:
         t1 = None if args.skip_jobs1 else timed_run(tmp / "subs", tmp / "out1", 1, args.timeout)
         t2 = timed_run(tmp / "subs", tmp / "out2", 2, args.timeout)
         clean = rows(tmp / "out2")
-        done, t3 = interrupted_then_resumed(tmp / "subs", tmp / "out3", 2, args.timeout, total)
-        resumed = rows(tmp / "out3")
+        if args.skip_resume:
+            done, t3, resumed = None, 0.0, clean
+        else:
+            done, t3 = interrupted_then_resumed(tmp / "subs", tmp / "out3", 2, args.timeout, total)
+            resumed = rows(tmp / "out3")
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     key = ("score", "status", "failed_tests")
     lost = [k for k in clean if k not in resumed]
     changed = [k for k in clean if k in resumed and tuple(clean[k][c] for c in key) != tuple(resumed[k][c] for c in key)]
     worst = max(clean.values(), key=lambda r: float(r["seconds"]))
+    statuses: dict[str, int] = {}
+    for r in clean.values():
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    kind_of = {k: KINDS[(int(k[0][1:]) + args.days.index(k[1])) % len(KINDS)] for k in clean}
+    unflagged_cheats = [k for k, kind in kind_of.items() if kind == "cheater" and clean[k]["status"] != "flagged"]
+    wrongly_flagged = [k for k, kind in kind_of.items() if kind != "cheater" and clean[k]["status"] == "flagged"]
     by_kind: dict[str, list[float]] = {}
     for (student, aid), r in clean.items():
         kind = KINDS[(int(student[1:]) + args.days.index(aid)) % len(KINDS)]
@@ -134,11 +154,18 @@ def main() -> int:
         f"{k} {sum(v) / len(v):.0f} (max {max(v):.0f})" for k, v in sorted(by_kind.items())))
     print(f"slowest submission: {worst['student_id']}/{worst['assignment']} {float(worst['seconds']):.0f} s "
           f"(limit {args.timeout:.0f} s + 10 s)")
+    print("rows by status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+          + f"; cheaters not flagged: {len(unflagged_cheats)}; others flagged: {len(wrongly_flagged)}")
+    full = 40 * len(ASSIGNMENTS)
+    if total < full:
+        print(f"at this rate, 40 students x {len(ASSIGNMENTS)} DAYs ({full} notebooks) with --jobs 2: "
+              f"about {full * t2 / total / 60:.0f} min")
     print(f"peak memory of the largest process (a kernel or nbgrader): {peak_mb:.0f} MB")
-    print(f"interrupted at {done}/{total} rows with SIGKILL, then resumed: {t3:.0f} s in all; "
-          f"{len(lost)} grades lost, {len(changed)} changed against the clean --jobs 2 run"
-          + (f" ({changed[:3]})" if changed else ""))
-    ok = not lost and not changed and float(worst["seconds"]) <= args.timeout + 10 and (t1 is None or t1 / t2 >= 1.6)
+    if done is not None:
+        print(f"interrupted at {done}/{total} rows with SIGKILL, then resumed: {t3:.0f} s in all; "
+              f"{len(lost)} grades lost, {len(changed)} changed against the clean --jobs 2 run"
+              + (f" ({changed[:3]})" if changed else ""))
+    ok = not lost and not changed and not unflagged_cheats and not wrongly_flagged and float(worst["seconds"]) <= args.timeout + 10 and (t1 is None or t1 / t2 >= 1.6)
     return 0 if ok else 1
 
 

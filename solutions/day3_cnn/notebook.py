@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course import get_device, quick_mode, seed_everything
+from course import get_device, grading_mode, quick_mode, seed_everything
 from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_size, check_dense_block,
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
                            check_transfer, count_mult_adds)
@@ -304,7 +304,7 @@ hidden_simple_cnn(SimpleCNN)
 # reach 99.2% or more.
 
 # %%
-epochs = 3 if QUICK else 8
+epochs = 1 if grading_mode() else 3 if QUICK else 8  # autograding only needs the cells to run
 gen = seed_everything(0)
 cnn = SimpleCNN()
 losses = train_classifier(cnn, Xtr, ytr, epochs=epochs, device=device, generator=gen, desc="SimpleCNN")
@@ -384,12 +384,13 @@ Xb, yb = split_digits(Xtr, ytr, range(5, 10))
 Xb_te, yb_te = split_digits(Xte, yte, range(5, 10))
 gen = seed_everything(0)
 pretrained = SimpleCNN(num_classes=5)
-train_classifier(pretrained, Xa, ya, epochs=2 if QUICK else 8, device=device, generator=gen, desc="pretrain 0-4")
+train_classifier(pretrained, Xa, ya, epochs=1 if grading_mode() else 2 if QUICK else 8, device=device, generator=gen,
+                 desc="pretrain 0-4")
 state = {k: v.cpu() for k, v in pretrained.state_dict().items()}
-labels = (5, 50) if QUICK else (1, 5, 10, 50)
+labels = (5,) if grading_mode() else (5, 50) if QUICK else (1, 5, 10, 50)
 table = {m: [] for m in ("frozen", "fine-tune", "scratch")}
 for k in labels:
-    res = transfer_experiment(state, Xb, yb, Xb_te, yb_te, k, steps=60 if QUICK else 200, seed=0, device=device)
+    res = transfer_experiment(state, Xb, yb, Xb_te, yb_te, k, steps=20 if grading_mode() else 60 if QUICK else 200, seed=0, device=device)
     for m in table:
         table[m].append(res[m])
     print(f"{k:>3} labels per class: " + ", ".join(f"{m} {res[m]:.3f}" for m in table))

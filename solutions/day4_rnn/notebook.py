@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course import get_device, quick_mode
+from course import get_device, grading_mode, quick_mode
 from course.checks.day4 import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
                                 check_lstm_cell, check_multi_head_attention, check_positional_encoding,
                                 check_rnn_cell, check_seq2seq)
@@ -317,7 +317,7 @@ hidden_seq2seq(Encoder, AttnDecoder, greedy_decode)
 # include: seq2seq_loss, train_dates, date_accuracy
 
 # %%
-steps = 200 if QUICK else 1200
+steps = 30 if grading_mode() else 200 if QUICK else 1200  # autograding only needs the cell to run
 enc, dec, s2s_losses = train_dates(steps, device=device)
 test = make_dates(1000, torch.Generator().manual_seed(12345))
 print(f"exact match on 1,000 held-out dates after {steps} steps: {date_accuracy(enc, dec, test, device=device):.3f}")
