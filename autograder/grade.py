@@ -184,9 +184,21 @@ def tampering_problems(notebook: Path) -> tuple[list[str], list[str]]:
             + f"; {tests} test(s) got no credit"], notes
 
 
+def worker_environment(threads: int, workdir: Path, cell_timeout: float | None = None,
+                       device: str | None = None) -> dict[str, str]:
+    """The environment of the process that grades one submission (and of its kernel)."""
+    env = nbgrader_env(kernel_environment(threads))
+    env["COURSE_GUARD_PROTECT"] = str(workdir)  # every student's scratch copy, templates and gradebooks
+    if cell_timeout:
+        env["COURSE_CELL_TIMEOUT"] = str(int(cell_timeout))
+    if device in ("cpu", "cuda"):
+        env["COURSE_DEVICE"] = device  # course.get_device() in notebooks and checks obeys it
+    return env
+
+
 def grade_one(sub: Submission, template_db: Path, max_score: float, release: Path | None, workdir: Path, out: Path,
               threads: int, timeout: float, cell_timeout: float | None = None,
-              memory_gb: float | None = MEMORY_LIMIT_GB) -> Result:
+              memory_gb: float | None = MEMORY_LIMIT_GB, device: str | None = None) -> Result:
     """Autograde one submission in a scratch course directory and collect its result.
 
     ``release`` is the student notebook as released; the submission's graded cells are
@@ -222,10 +234,7 @@ def grade_one(sub: Submission, template_db: Path, max_score: float, release: Pat
     write_course_config(course)
     shutil.copy(template_db, course / "gradebook.db")
     nbformat.write(nb, course / "submitted" / student / aid / f"{name}.ipynb")
-    env = nbgrader_env(kernel_environment(threads))
-    env["COURSE_GUARD_PROTECT"] = str(workdir)  # every student's scratch copy, templates and gradebooks
-    if cell_timeout:
-        env["COURSE_CELL_TIMEOUT"] = str(int(cell_timeout))
+    env = worker_environment(threads, workdir, cell_timeout, device)
     log_path = out / "logs" / f"{student}--{aid}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
@@ -339,7 +348,8 @@ def _executor(jobs: int, scheduler: str | None):
 def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jobs: int | None = None,
           timeout: float = SUBMISSION_TIMEOUT, progress: bool = True, cell_timeout: float | None = None,
           memory_gb: float | None = MEMORY_LIMIT_GB, force: bool = False, log=print,
-          scheduler: str | None = None, shard: tuple[int, int] | None = None) -> list[Result]:
+          scheduler: str | None = None, shard: tuple[int, int] | None = None,
+          device: str | None = None) -> list[Result]:
     """Grade everything under ``submissions``; write grades.csv and feedback under ``out``.
 
     Resumable: a submission already in OUT/grades.csv from an earlier (possibly interrupted) run,
@@ -390,7 +400,7 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
         templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp), jobs)
         bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
         futures = {submit(grade_one, s.resolved(), *templates[s.assignment], Path(tmp), out, threads, timeout,
-                          cell_timeout, memory_gb): (s, d) for s, d in todo}
+                          cell_timeout, memory_gb, device): (s, d) for s, d in todo}
         for fut in completed(futures):
             s, d = futures[fut]
             try:

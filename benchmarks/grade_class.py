@@ -165,7 +165,8 @@ def main() -> int:
         print(f"interrupted at {done}/{total} rows with SIGKILL, then resumed: {t3:.0f} s in all; "
               f"{len(lost)} grades lost, {len(changed)} changed against the clean --jobs 2 run"
               + (f" ({changed[:3]})" if changed else ""))
-    ok = not lost and not changed and not unflagged_cheats and not wrongly_flagged and float(worst["seconds"]) <= args.timeout + 10 and (t1 is None or t1 / t2 >= 1.6)
+    ok = (not lost and not changed and not unflagged_cheats and not wrongly_flagged
+          and float(worst["seconds"]) <= args.timeout + 10 and (t1 is None or t1 / t2 >= 1.6))
     return 0 if ok else 1
 
 

@@ -66,18 +66,26 @@ def cmd_grade(args) -> int:
         if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
             raise UsageError(f"--shard takes I/N with 0 <= I < N (e.g. 3/10), not {args.shard!r}")
         shard = (int(m.group(1)), int(m.group(2)))
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda, but torch sees no CUDA GPU on this machine; use --device cpu or auto")
     out = Path(args.out)
     t0 = time.perf_counter()
     try:
         results = grade(Path(args.submissions), out, aids, jobs=args.jobs, timeout=args.timeout,
                         cell_timeout=args.cell_timeout, memory_gb=args.memory_gb or None, force=args.force,
-                        scheduler=args.scheduler if args.executor == "dask" else None, shard=shard)
+                        scheduler=args.scheduler if args.executor == "dask" else None, shard=shard,
+                        device=None if args.device == "auto" else args.device)
     except GradeError as e:
         raise UsageError(str(e)) from None
     print(format_table(results))
     problems = [r for r in results if r.status != "graded" or r.problem]
+    flagged = sum(r.status == "flagged" for r in results)
     print(f"\nGraded {len(results)} submission(s) in {time.perf_counter() - t0:.0f} s; "
-          f"{len(problems)} with a problem (named above).")
+          f"{len(problems)} with a problem (named above)"
+          + (f", of which {flagged} flagged for review (tampering; see docs/INSTRUCTOR.md)." if flagged else "."))
     print(f"Grades: {out / 'grades.csv'}")
     print(f"Feedback: {out / 'feedback'}/<student>/<assignment>/<notebook>.html")
     return 0
@@ -155,6 +163,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", metavar="I/N",
                    help="grade only every N-th student folder, starting at the I-th (0-based), e.g. "
                         "--shard $SLURM_ARRAY_TASK_ID/10 in a SLURM job array; give each shard its own --out")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where notebooks and checks run: auto = CUDA when this machine has it (default), "
+                        "cpu forces the CPU")
     g.add_argument("--force", action="store_true",
                    help="grade everything again; without it, a re-run into the same --out keeps the rows of "
                         "submissions already graded whose files have not changed (so an interrupted run resumes)")

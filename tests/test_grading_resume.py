@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from autograder import grade as grading
 from autograder.build import ASSIGNMENTS
@@ -33,7 +34,8 @@ def fake_grader(monkeypatch):
     """grade_one replaced by a stand-in that scores a file by its length and records each call."""
     calls: list[str] = []
 
-    def fake_grade_one(sub, db, max_score, release, workdir, out, threads, timeout, cell_timeout, memory_gb):
+    def fake_grade_one(sub, db, max_score, release, workdir, out, threads, timeout, cell_timeout, memory_gb,
+                       device=None):
         calls.append(sub.student)
         return grading.Result(sub.student, sub.assignment, float(len(sub.path.read_bytes()) % 7), max_score, "graded")
 
@@ -142,3 +144,22 @@ def test_bad_shard_is_one_clear_sentence(tmp_path, capsys):
 
     assert main(["grade", str(tmp_path), "--shard", "3/3"]) == 2
     assert "--shard takes I/N with 0 <= I < N" in capsys.readouterr().err
+
+
+def test_device_and_limits_reach_the_grading_process(tmp_path, monkeypatch):
+    """--device cpu/cuda becomes COURSE_DEVICE (which course.get_device obeys in notebooks and checks);
+    auto leaves the choice to each kernel."""
+    env = grading.worker_environment(3, tmp_path, cell_timeout=20, device="cpu")
+    assert (env["COURSE_DEVICE"], env["COURSE_CELL_TIMEOUT"], env["OMP_NUM_THREADS"]) == ("cpu", "20", "3")
+    assert env["COURSE_GUARD_PROTECT"] == str(tmp_path) and env["COURSE_GRADING"] == "1"
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    assert "COURSE_DEVICE" not in grading.worker_environment(1, tmp_path, device=None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_grade_on_cuda_without_gpu_is_one_sentence(tmp_path, capsys):
+    from course.cli import main
+
+    assert main(["grade", str(tmp_path), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
