@@ -395,7 +395,8 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
     results += [r for key, r in earlier.items() if key not in covered]
     # Dask workers on other machines must see the scratch folder: put it under OUT (shared).
     scratch_parent = out if scheduler else None
-    with tempfile.TemporaryDirectory(prefix="course-grade-", dir=scratch_parent) as tmp, \
+    remove_stale_scratch(Path(scratch_parent or tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"course-grade-{os.getpid()}-", dir=scratch_parent) as tmp, \
             _executor(jobs, scheduler) as (submit, completed):
         templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp), jobs)
         bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not progress, file=sys.stdout)
@@ -420,6 +421,26 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None, jo
     results.sort(key=lambda r: (r.student, r.assignment))
     write_csv(results, out / "grades.csv")
     return results
+
+
+def remove_stale_scratch(parent: Path) -> list[Path]:
+    """Remove the scratch folders (``course-grade-<pid>-*``) that killed runs on this machine left
+    behind: those whose grader process no longer exists. Returns what was removed."""
+    removed = []
+    for folder in parent.glob("course-grade-*-*"):
+        m = re.match(r"course-grade-(\d+)-", folder.name)
+        if not m or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # that grader is still running
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # another user's process, or not a pid
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def write_csv(results: list[Result], path: Path) -> None:

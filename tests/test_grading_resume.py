@@ -163,3 +163,15 @@ def test_grade_on_cuda_without_gpu_is_one_sentence(tmp_path, capsys):
     assert main(["grade", str(tmp_path), "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert "no CUDA GPU" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_scratch_left_by_killed_runs_is_removed_but_not_that_of_live_ones(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs (reuse within this test is vanishingly unlikely)
+    stale = tmp_path / f"course-grade-{dead.pid}-abc123"
+    live = tmp_path / f"course-grade-{os.getpid()}-def456"
+    other = tmp_path / "course-grade-notapid"
+    for d in (stale, live, other):
+        (d / "_templates").mkdir(parents=True)
+    assert grading.remove_stale_scratch(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
