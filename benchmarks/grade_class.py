@@ -1,5 +1,7 @@
-"""Grade a synthetic class: speed-up of --jobs 2 over --jobs 1, worst time per submission, peak
-memory, and whether an interrupted-then-resumed run gives exactly the grades of a clean one.
+"""Grade a synthetic class and report wall time, submissions per minute and peak memory.
+
+Also: the speed-up of --jobs 2 over --jobs 1, the worst time per submission, and whether an
+interrupted-then-resumed run gives exactly the grades of a clean one.
 
 The class: N students x the chosen DAYs. Student k hands in, per DAY, in turn: the reference,
 the blank notebook, the buggy sample, a hostile notebook (the buggy sample with its failing
