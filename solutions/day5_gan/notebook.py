@@ -156,13 +156,12 @@ hidden_train_step(gan_train_step, discriminator_loss, generator_loss)
 # %% [markdown]
 # ### Experiment: training a DCGAN
 #
-# Adam with $\beta_1 = 0.5$ for both players, DCGAN's weight initialisation, batches of 64
-# from the 4,000 bundled training digits. DCGAN's paper used lr $2 \cdot 10^{-4}$; with our
-# few thousand steps $2 \cdot 10^{-3}$ gives clearly better digits (Fréchet distance about
-# half), so that is the default here. The grid shows the
-# same 64 noise vectors as training goes on. The losses do not go down the way a
-# classifier's do: each player's loss is the other one's gain. Graded runs train only
-# 150 steps (blobs); `course run day5_gan` trains 3,000.
+# Adam with $\beta_1 = 0.5$ for both players, DCGAN's weight initialisation, batches of 64 from
+# the 4,000 bundled training digits. DCGAN's paper used lr $2 \cdot 10^{-4}$; with our few
+# thousand steps $2 \cdot 10^{-3}$ gives clearly better digits (Fréchet distance about half), so
+# that is the default here. The grid shows the same 64 noise vectors as training goes on. The
+# losses do not go down the way a classifier's do: each player's loss is the other one's gain.
+# Graded runs train only 150 steps (blobs); `course run day5_gan` trains 3,000.
 
 # %%
 # include: GANConfig, dcgan_init, train_gan, sample, show_grid
