@@ -118,6 +118,10 @@ def interrupted_then_resumed(subs: Path, out: Path, jobs: int, timeout: float, t
 RUNS = ("jobs1", "jobs2", "resume")
 
 
+def save_state(workdir: Path, state: dict) -> None:
+    (workdir / "benchmark.json").write_text(json.dumps(state, indent=1))
+
+
 def load_state(workdir: Path, students: int, days: list[str]) -> dict:
     """The class and the figures of earlier runs in workdir; makes the class there when it is new."""
     state_file = workdir / "benchmark.json"
@@ -131,7 +135,7 @@ def load_state(workdir: Path, students: int, days: list[str]) -> dict:
         raise SystemExit(f"{workdir} is not empty and was not made by this benchmark; give an empty or new folder.")
     make_class(workdir / "subs", students, days)
     state = {"students": students, "days": days, "seconds": {}, "peak_mb": {}, "resume_done": None}
-    state_file.write_text(json.dumps(state, indent=1))
+    save_state(workdir, state)
     return state
 
 
@@ -160,7 +164,7 @@ def main() -> int:
             out = work / f"out-{run}"
             shutil.rmtree(out, ignore_errors=True)
             state["seconds"].pop(run, None)  # a run stopped half-way must not keep an earlier run's time
-            (work / "benchmark.json").write_text(json.dumps(state, indent=1))
+            save_state(work, state)
             print(f"{run}: grading into {out} ...", flush=True)
             if run == "resume":
                 state["resume_done"], state["seconds"][run] = interrupted_then_resumed(work / "subs", out, 2,
@@ -168,7 +172,7 @@ def main() -> int:
             else:
                 state["seconds"][run] = timed_run(work / "subs", out, int(run[-1]), args.timeout)
             state["peak_mb"][run] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            (work / "benchmark.json").write_text(json.dumps(state, indent=1))
+            save_state(work, state)
         results = {run: rows(work / f"out-{run}") for run in RUNS if run in state["seconds"]}
     if args.workdir:
         print(f"kept in {work}: the class (subs/), one output folder per run, benchmark.json")
