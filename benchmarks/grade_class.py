@@ -72,10 +72,15 @@ def cheater(aid: str) -> nbformat.NotebookNode:
     return nb
 
 
+def kind_of(student: int, aid: str, days: list[str]) -> str:
+    """Which kind of notebook student number `student` hands in for DAY `aid`: the kinds take turns."""
+    return KINDS[(student + days.index(aid)) % len(KINDS)]
+
+
 def make_class(root: Path, students: int, days: list[str]) -> None:
     for k in range(students):
         for aid in days:
-            kind = KINDS[(k + days.index(aid)) % len(KINDS)]
+            kind = kind_of(k, aid, days)
             folder = root / f"s{k:03d}" / aid
             folder.mkdir(parents=True)
             target = folder / f"{ASSIGNMENTS[aid]}.ipynb"
@@ -187,12 +192,12 @@ def main() -> int:
     statuses: dict[str, int] = {}
     for r in clean.values():
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    kind_of = {k: KINDS[(int(k[0][1:]) + args.days.index(k[1])) % len(KINDS)] for k in clean}
-    unflagged_cheats = [k for k, kind in kind_of.items() if kind == "cheater" and clean[k]["status"] != "flagged"]
-    wrongly_flagged = [k for k, kind in kind_of.items() if kind != "cheater" and clean[k]["status"] == "flagged"]
+    kinds = {k: kind_of(int(k[0][1:]), k[1], args.days) for k in clean}
+    unflagged_cheats = [k for k, kind in kinds.items() if kind == "cheater" and clean[k]["status"] != "flagged"]
+    wrongly_flagged = [k for k, kind in kinds.items() if kind != "cheater" and clean[k]["status"] == "flagged"]
     by_kind: dict[str, list[float]] = {}
     for k, r in clean.items():
-        by_kind.setdefault(kind_of[k], []).append(float(r["seconds"]))
+        by_kind.setdefault(kinds[k], []).append(float(r["seconds"]))
 
     for run, t in (("jobs1", t1), ("jobs2", t2)):
         if t is not None:
