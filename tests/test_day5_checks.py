@@ -36,6 +36,11 @@ MUTANTS = [
      [("nn.ConvTranspose2d(64, 32, 4,", "nn.ConvTranspose2d(64, 32, 3,")], "expected \\(5, 1, 28, 28\\)"),
     ("generator", "ReLU before BatchNorm", "Generator", [("nn.BatchNorm2d(32), nn.ReLU()", "nn.ReLU(), nn.BatchNorm2d(32)")],
      "Check the order"),
+    ("generator", "3x3 conv without padding (14 -> 12)", "Generator",
+     [("nn.Conv2d(32, 32, 3, padding=1, bias=False)", "nn.Conv2d(32, 32, 3, bias=False)")], "padding=1"),
+    ("generator", "the 3x3 conv at 14 x 14 left out", "Generator",
+     [("            nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),\n", "")],
+     "not built as its docstring says"),
     ("discriminator", "returns probabilities", "Discriminator",
      [("return self.net(x).squeeze(1)", "return torch.sigmoid(self.net(x).squeeze(1))")], "probabilities"),
     ("discriminator", ".squeeze() drops the batch dim for N = 1", "Discriminator", [(".squeeze(1)", ".squeeze()")],
@@ -97,11 +102,14 @@ class _GeneratorVariant(nn.Module):
         self.bn0 = nn.BatchNorm2d(64)
         self.up1 = nn.ConvTranspose2d(64, 32, kernel_size=4, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(32)
+        self.mid = nn.Conv2d(32, 32, kernel_size=3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(32)
         self.up2 = nn.ConvTranspose2d(32, 1, kernel_size=4, stride=2, padding=1)
 
     def forward(self, z):
         h = F.relu(self.bn0(self.fc(z).view(-1, 64, 7, 7)))
-        return torch.tanh(self.up2(F.relu(self.bn1(self.up1(h)))))
+        h = F.relu(self.bn1(self.up1(h)))
+        return torch.tanh(self.up2(F.relu(self.bn2(self.mid(h)))))
 
 
 class _DiscriminatorVariant(nn.Module):

@@ -27,6 +27,7 @@ def generator_spec(z_dim: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(z_dim, 64 * 7 * 7, bias=False), nn.Unflatten(1, (64, 7, 7)), nn.BatchNorm2d(64), nn.ReLU(),
         nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
         nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1), nn.Tanh())
 
 
@@ -76,14 +77,16 @@ def check_generator(Generator, *, seed: int = 0, verbose: bool = True) -> None:
         out = call_student(G, z, what=f"Generator({z_dim}) forward on z of shape (5, {z_dim})")
         if not torch.is_tensor(out) or tuple(out.shape) != (5, 1, 28, 28):
             _fail(f"Generator({z_dim}) returned {getattr(out, 'shape', type(out).__name__)}; expected (5, 1, 28, 28). "
-                  "7 → 14 → 28 needs ConvTranspose2d(kernel 4, stride 2, padding 1) twice.")
+                  "7 → 14 → 28 needs ConvTranspose2d(kernel 4, stride 2, padding 1) twice, and the 3×3 Conv2d "
+                  "between them keeps 14 × 14 only with padding=1.")
 
         def hints(got, want):
             if got.min() >= 0 and want.min() < 0:
                 return "Your images are never negative: the last layer should be tanh (range [-1, 1]), not sigmoid or ReLU."
             if got.abs().max() > 1:
                 return "Values outside [-1, 1]: finish with tanh."
-            return "Check the order: Linear → reshape → BatchNorm2d → ReLU → ConvT → BatchNorm2d → ReLU → ConvT → tanh."
+            return ("Check the order: Linear → reshape → BatchNorm2d → ReLU → ConvT → BatchNorm2d → ReLU "
+                    "→ Conv2d 3×3 → BatchNorm2d → ReLU → ConvT → tanh.")
 
         _same_as_spec(G, generator_spec(z_dim).double(), (z,), f"Generator({z_dim})", seed=seed + 1, hints=hints)
     if verbose:

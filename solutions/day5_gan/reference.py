@@ -29,7 +29,10 @@ class Generator(nn.Module):
     Layers, in this order (``bias=False`` where a BatchNorm follows):
         Linear(z_dim, 64·7·7, bias=False) → reshape to (N, 64, 7, 7) → BatchNorm2d(64) → ReLU
         → ConvTranspose2d(64, 32, 4, stride=2, padding=1, bias=False) → BatchNorm2d(32) → ReLU   # (N, 32, 14, 14)
+        → Conv2d(32, 32, 3, padding=1, bias=False) → BatchNorm2d(32) → ReLU                      # (N, 32, 14, 14)
         → ConvTranspose2d(32, 1, 4, stride=2, padding=1) → tanh                                  # (N, 1, 28, 28)
+    The 3×3 convolution at 14×14 adds no size, only depth: with it the 3,000-step CPU run's
+    Fréchet distance falls from 56-69 to 38-47 (3 seeds) at about the same time per step.
     """
 
     def __init__(self, z_dim: int = 64):
@@ -40,6 +43,7 @@ class Generator(nn.Module):
             nn.Linear(z_dim, 64 * 7 * 7, bias=False), nn.Unflatten(1, (64, 7, 7)),
             nn.BatchNorm2d(64), nn.ReLU(),
             nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
             nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1), nn.Tanh(),
         )
         ### END SOLUTION
@@ -232,7 +236,8 @@ class GANConfig:
     lr: float = 2e-3
     """Adam learning rate for both players. DCGAN used 2e-4; on the bundled 4,000 digits, 3,000
     steps at 2e-3 halve the Fréchet distance (unconditional GAN 124 → 63, conditional 19 → 12;
-    seed 0, measured with ``course run day5_gan`` when both GANs trained 3,000 steps)."""
+    seed 0, measured with ``course run day5_gan`` when both GANs trained 3,000 steps, before the
+    generator had its 3×3 layer)."""
     beta1: float = 0.5
     """Adam β1 (DCGAN: 0.5 damps the oscillation of the two-player game)."""
     seed: int = 0
