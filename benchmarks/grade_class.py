@@ -17,12 +17,14 @@ Targets (issue 8, 2-core CPU): jobs2 at least 1.6x faster than jobs1; no submiss
 its timeout + 10 s; zero grades lost or changed between jobs2 and resume.
 
     python benchmarks/grade_class.py [--students 40] [--days day1_optimization day6_dqn ...]
-                                     [--runs jobs1 jobs2 resume] [--workdir DIR]
+                                     [--runs jobs1 jobs2 resume] [--workdir DIR [--report]]
 
 The three runs of the full class take about five hours on two cores. With --workdir they can be
 done in separate sittings: the class, each run's output and its time are kept in DIR, and each
 call reports against every run done there so far (for example `--runs jobs2` today, then
-`--runs resume` and `--runs jobs1` on later days, each with `--workdir DIR`).
+`--runs resume` and `--runs jobs1` on later days, each with `--workdir DIR`); `--workdir DIR
+--report` grades nothing and reports on what DIR holds. When both clean runs are there, the report
+also says whether --jobs 1 and --jobs 2 gave the same grades.
 """
 from __future__ import annotations
 
@@ -121,6 +123,21 @@ def interrupted_then_resumed(subs: Path, out: Path, jobs: int, timeout: float, t
 
 
 RUNS = ("jobs1", "jobs2", "resume")
+GRADE = ("score", "status", "failed_tests")  # what must not differ between two runs of one class
+
+
+def differences(clean: dict, other: dict) -> tuple[list, list]:
+    """Rows of `clean` that `other` lacks, and rows whose grade differs between the two."""
+    lost = [k for k in clean if k not in other]
+    changed = [k for k in clean if k in other and tuple(clean[k][c] for c in GRADE) != tuple(other[k][c] for c in GRADE)]
+    return lost, changed
+
+
+def show(changed: list, clean: dict, other: dict, name: str) -> str:
+    """The first three differing rows, one per line, for the report."""
+    return "".join(
+        f"\n  {k[0]}/{k[1]}: --jobs 2 {clean[k]['score']} ({clean[k]['failed_tests']}; {clean[k]['problem'][:80]}), "
+        f"{name} {other[k]['score']} ({other[k]['failed_tests']}; {other[k]['problem'][:80]})" for k in changed[:3])
 
 
 def save_state(workdir: Path, state: dict) -> None:
@@ -156,7 +173,11 @@ def main() -> int:
                    help="keep the class, the output folders and the figures here (default: a temporary folder, "
                         "removed at the end); a later call with the same folder reports against the runs already "
                         "done there, so the runs can be split over several sittings")
+    p.add_argument("--report", action="store_true",
+                   help="grade nothing: only report on the runs already kept in --workdir")
     args = p.parse_args()
+    if args.report and not args.workdir:
+        p.error("--report needs --workdir: the folder whose runs to report on")
     total = args.students * len(args.days)
     print(f"class: {args.students} students x {len(args.days)} DAYs = {total} notebooks "
           f"({', '.join(KINDS)} in turn); {os.cpu_count()} CPU cores; --cell-timeout {CELL_TIMEOUT}")
@@ -164,7 +185,7 @@ def main() -> int:
         work = args.workdir.resolve() if args.workdir else Path(tmp)
         state = load_state(work, args.students, args.days)
         for run in RUNS:
-            if run not in args.runs:
+            if args.report or run not in args.runs:
                 continue
             out = work / f"out-{run}"
             shutil.rmtree(out, ignore_errors=True)
@@ -221,17 +242,18 @@ def main() -> int:
         resumed = results["resume"]
         print(f"interrupted at {state['resume_done']}/{total} rows with SIGKILL, then resumed: {t3:.0f} s in all")
         if "jobs2" in results:
-            key = ("score", "status", "failed_tests")
-            lost = [k for k in clean if k not in resumed]
-            changed = [k for k in clean if k in resumed
-                       and tuple(clean[k][c] for c in key) != tuple(resumed[k][c] for c in key)]
-            print(f"{len(lost)} grades lost, {len(changed)} changed against the clean --jobs 2 run" + "".join(
-                f"\n  {k[0]}/{k[1]}: clean {clean[k]['score']} ({clean[k]['failed_tests']}; "
-                f"{clean[k]['problem'][:80]}), resumed {resumed[k]['score']} ({resumed[k]['failed_tests']}; "
-                f"{resumed[k]['problem'][:80]})" for k in changed[:3]))
+            lost, changed = differences(clean, resumed)
+            print(f"{len(lost)} grades lost, {len(changed)} changed against the clean --jobs 2 run"
+                  + show(changed, clean, resumed, "resumed"))
         else:
             print("no clean --jobs 2 run to compare the resumed grades with: add --runs jobs2 (with the same --workdir)")
-    ok = (not lost and not changed and not unflagged_cheats and not wrongly_flagged
+    serial_differs: list = []
+    if "jobs1" in results and "jobs2" in results:
+        missing, changed_serial = differences(results["jobs2"], results["jobs1"])
+        serial_differs = missing + changed_serial
+        print(f"--jobs 1 against --jobs 2: {len(missing)} rows missing, {len(changed_serial)} grades differ"
+              + show(changed_serial, results["jobs2"], results["jobs1"], "--jobs 1"))
+    ok = (not lost and not changed and not serial_differs and not unflagged_cheats and not wrongly_flagged
           and float(worst["seconds"]) <= args.timeout + 10
           and (t1 is None or t2 is None or t1 / t2 >= 1.6) and ("resume" not in results or "jobs2" in results))
     return 0 if ok else 1
