@@ -199,3 +199,23 @@ def test_cheating_gets_no_credit_and_is_flagged(graded):
     assert "TAMPERING" in html and "course-guard" not in html  # the student sees why; the stamps are gone
     for who in ("reference", "warns"):
         assert all(rows[who, a]["status"] != "flagged" for a in ASSIGNMENTS if (who, a) in rows)
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+def test_grading_on_cuda_gives_the_cpu_grades(tmp_path):
+    """On a GPU machine, `course grade --device cuda` (checks on CUDA with TF32 off where they take the
+    device) gives every reference full marks and every buggy sample exactly its planted failures,
+    the grades of the CPU run above. Skipped where there is no CUDA GPU."""
+    subs = tmp_path / "submissions"
+    for who in ("reference", "buggy"):
+        shutil.copytree(SAMPLES / who, subs / who)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out),
+                           "--device", "cuda"], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(out / "grades.csv"))}
+    for aid, (max_score, planted) in EXPECTED.items():
+        ref, bug = rows["reference", aid], rows["buggy", aid]
+        assert (ref["status"], float(ref["score"])) == ("graded", max_score), ref
+        assert set(bug["failed_tests"].split()) == planted, bug
