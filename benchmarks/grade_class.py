@@ -25,6 +25,12 @@ call reports against every run done there so far (for example `--runs jobs2` tod
 `--runs resume` and `--runs jobs1` on later days, each with `--workdir DIR`); `--workdir DIR
 --report` grades nothing and reports on what DIR holds. When both clean runs are there, the report
 also says whether --jobs 1 and --jobs 2 gave the same grades.
+
+A jobs1 or jobs2 run that was cut off (the machine or the session went away) can be finished with
+`--runs jobs1 --workdir DIR --continue`: `course grade` resumes from the rows already in its
+grades.csv, and the run's time is the sum of its sittings, each cut-off one counted from its start
+to the last row it wrote (the half-graded notebook it was killed in is graded again, and timed, in
+the next sitting). The report says when a time was made this way.
 """
 from __future__ import annotations
 
@@ -175,9 +181,14 @@ def main() -> int:
                         "done there, so the runs can be split over several sittings")
     p.add_argument("--report", action="store_true",
                    help="grade nothing: only report on the runs already kept in --workdir")
+    p.add_argument("--continue", dest="go_on", action="store_true",
+                   help="finish the jobs1/jobs2 runs in --runs that were cut off in an earlier sitting in "
+                        "--workdir, instead of starting them again")
     args = p.parse_args()
     if args.report and not args.workdir:
         p.error("--report needs --workdir: the folder whose runs to report on")
+    if args.go_on and (not args.workdir or "resume" in args.runs):
+        p.error("--continue needs --workdir and --runs jobs1 and/or jobs2 (the resume run cannot be continued)")
     total = args.students * len(args.days)
     print(f"class: {args.students} students x {len(args.days)} DAYs = {total} notebooks "
           f"({', '.join(KINDS)} in turn); {os.cpu_count()} CPU cores; --cell-timeout {CELL_TIMEOUT}")
@@ -188,15 +199,30 @@ def main() -> int:
             if args.report or run not in args.runs:
                 continue
             out = work / f"out-{run}"
-            shutil.rmtree(out, ignore_errors=True)
-            state["seconds"].pop(run, None)  # a run stopped half-way must not keep an earlier run's time
-            save_state(work, state)
-            print(f"{run}: grading into {out} ...", flush=True)
+            earlier = 0.0
+            if args.go_on:
+                started = state.get("started", {}).get(run)
+                if run in state["seconds"] or started is None or not (out / "grades.csv").exists():
+                    raise SystemExit(f"{work} holds no cut-off {run} run to continue (it is finished or was never "
+                                     f"started); leave out --continue to run it from the start.")
+                sittings = state.setdefault("sittings", {}).setdefault(run, [])
+                sittings.append([len(rows(out)), (out / "grades.csv").stat().st_mtime - started])
+                earlier = sum(seconds for _, seconds in sittings)
+                state["started"][run] = time.time()
+                save_state(work, state)
+                print(f"{run}: continuing in {out} after {len(rows(out))} rows and {earlier:.0f} s ...", flush=True)
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+                state["seconds"].pop(run, None)  # a run stopped half-way must not keep an earlier run's time
+                state.setdefault("sittings", {}).pop(run, None)
+                state.setdefault("started", {})[run] = time.time()
+                save_state(work, state)
+                print(f"{run}: grading into {out} ...", flush=True)
             if run == "resume":
                 state["resume_done"], state["seconds"][run] = interrupted_then_resumed(work / "subs", out, 2,
                                                                                        args.timeout, total)
             else:
-                state["seconds"][run] = timed_run(work / "subs", out, int(run[-1]), args.timeout)
+                state["seconds"][run] = earlier + timed_run(work / "subs", out, int(run[-1]), args.timeout)
             state["peak_mb"][run] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             save_state(work, state)
         results = {run: rows(work / f"out-{run}") for run in RUNS if run in state["seconds"]}
@@ -222,7 +248,10 @@ def main() -> int:
 
     for run, t in (("jobs1", t1), ("jobs2", t2)):
         if t is not None:
-            print(f"--{run[:-1]} {run[-1]}: {t:.0f} s ({total / t * 60:.1f} submissions/min)")
+            cut = state.get("sittings", {}).get(run)
+            print(f"--{run[:-1]} {run[-1]}: {t:.0f} s ({total / t * 60:.1f} submissions/min)"
+                  + (f", in {len(cut) + 1} sittings (cut off after " + ", ".join(f"{n} rows and {s:.0f} s"
+                                                                            for n, s in cut) + ")" if cut else ""))
     if t1 is not None and t2 is not None:
         print(f"speed-up of --jobs 2 over --jobs 1: {t1 / t2:.2f}x (target >= 1.6x)")
     print(f"seconds per submission, by kind ({base} run): " + ", ".join(
