@@ -146,6 +146,18 @@ def show(changed: list, clean: dict, other: dict, name: str) -> str:
         f"{name} {other[k]['score']} ({other[k]['failed_tests']}; {other[k]['problem'][:80]})" for k in changed[:3])
 
 
+def code_version() -> str:
+    """The repository's commit, with "+changes" when the working tree differs from it ("unknown" outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def save_state(workdir: Path, state: dict) -> None:
     (workdir / "benchmark.json").write_text(json.dumps(state, indent=1))
 
@@ -218,6 +230,8 @@ def main() -> int:
                 state.setdefault("started", {})[run] = time.time()
                 save_state(work, state)
                 print(f"{run}: grading into {out} ...", flush=True)
+            state.setdefault("code", {}).setdefault(run, [])
+            state["code"][run] = state["code"][run] + [code_version()] if args.go_on else [code_version()]
             if run == "resume":
                 state["resume_done"], state["seconds"][run] = interrupted_then_resumed(work / "subs", out, 2,
                                                                                        args.timeout, total)
@@ -282,6 +296,12 @@ def main() -> int:
         serial_differs = missing + changed_serial
         print(f"--jobs 1 against --jobs 2: {len(missing)} rows missing, {len(changed_serial)} grades differ"
               + show(changed_serial, results["jobs2"], results["jobs1"], "--jobs 1"))
+    code = {run: state.get("code", {}).get(run) for run in results}
+    versions = {v for vs in code.values() if vs for v in vs}
+    if len(results) > 1 and (len(versions) > 1 or None in code.values()):
+        print("note: these runs were not all graded by the same code (" + "; ".join(
+            f"{run} {', '.join(vs) if vs else 'not recorded'}" for run, vs in code.items())
+              + "), so a grade that differs between them may come from a changed check, not from the run itself")
     ok = (not lost and not changed and not serial_differs and not unflagged_cheats and not wrongly_flagged
           and float(worst["seconds"]) <= args.timeout + 10
           and (t1 is None or t2 is None or t1 / t2 >= 1.6) and ("resume" not in results or "jobs2" in results))
