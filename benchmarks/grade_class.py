@@ -221,6 +221,7 @@ def main() -> int:
                 sittings.append([len(rows(out)), (out / "grades.csv").stat().st_mtime - started])
                 earlier = sum(seconds for _, seconds in sittings)
                 state["started"][run] = time.time()
+                state.setdefault("code", {}).setdefault(run, []).append(code_version())
                 save_state(work, state)
                 print(f"{run}: continuing in {out} after {len(rows(out))} rows and {earlier:.0f} s ...", flush=True)
             else:
@@ -228,10 +229,9 @@ def main() -> int:
                 state["seconds"].pop(run, None)  # a run stopped half-way must not keep an earlier run's time
                 state.setdefault("sittings", {}).pop(run, None)
                 state.setdefault("started", {})[run] = time.time()
+                state.setdefault("code", {})[run] = [code_version()]  # saved now, so a cut-off sitting keeps it
                 save_state(work, state)
                 print(f"{run}: grading into {out} ...", flush=True)
-            state.setdefault("code", {}).setdefault(run, [])
-            state["code"][run] = state["code"][run] + [code_version()] if args.go_on else [code_version()]
             if run == "resume":
                 state["resume_done"], state["seconds"][run] = interrupted_then_resumed(work / "subs", out, 2,
                                                                                        args.timeout, total)
