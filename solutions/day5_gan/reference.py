@@ -399,14 +399,16 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     z = torch.randn(1000, 64, generator=g).to(dev)
     wanted = torch.arange(1000).remainder(10).to(dev)
     drawn = draw_clusters(clusters, 1000, n_clusters, generator=g).to(dev)
-    for name, cond, n_classes in (("scgan", clusters, n_clusters), ("cgan", y, 10)):
+    # (name, what it is conditioned on, training condition, its size, condition to sample with,
+    #  labels the judge checks the samples against: only the conditional GAN is asked for digits)
+    runs = (("scgan", f"self-conditioned on {n_clusters} k-means clusters, no labels", clusters, n_clusters, drawn, None),
+            ("cgan", "conditioned on the label", y, 10, wanted, wanted))
+    for name, what, cond, n_classes, sample_cond, asked_for in runs:
         t0 = time.perf_counter()
         G, D, hist = train_gan(X, cond, GANConfig(steps=steps), conditional=True, n_classes=n_classes, device=dev,
                                snapshot_every=steps // 4)
-        imgs = sample(G, z, drawn if name == "scgan" else wanted)
-        scores = judge_samples(imgs, judge, labels=wanted if name == "cgan" else None, real=X_test.to(dev))
+        scores = judge_samples(sample(G, z, sample_cond), judge, labels=asked_for, real=X_test.to(dev))
         results.update({f"{name}_{k}": v for k, v in scores.items()})
-        what = f"self-conditioned on {n_clusters} k-means clusters, no labels" if name == "scgan" else "conditioned on the label"
         print(f"  {name} ({what}): {steps} steps in {time.perf_counter() - t0:.0f}s; " +
               ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
         fig, axes = plt.subplots(1, len(hist["snapshots"]) + 1, figsize=(4 * (len(hist["snapshots"]) + 1), 4))
