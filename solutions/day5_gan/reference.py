@@ -314,16 +314,19 @@ def sample(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) ->
 
 def kmeans(points: torch.Tensor, k: int, iters: int = 50, seed: int = 0) -> torch.Tensor:
     """Lloyd's k-means on the rows of points (N, D), seeded with k-means++ (each new centre drawn with
-    probability ∝ squared distance to the nearest centre so far). Returns each row's cluster (N,)
-    int64 in 0..k-1."""
+    probability ∝ squared distance to the nearest centre so far), for at most ``iters`` rounds.
+    Returns each row's cluster (N,) int64 in 0..k-1."""
     g = torch.Generator().manual_seed(seed)
     points = points.cpu()
     centres = points[torch.randint(len(points), (1,), generator=g)]
     for _ in range(k - 1):
         d2 = torch.cdist(points, centres).min(dim=1).values ** 2
         centres = torch.cat([centres, points[torch.multinomial(d2 / d2.sum(), 1, generator=g)]])
+    assign = None
     for _ in range(iters):
-        assign = torch.cdist(points, centres).argmin(dim=1)  # nearest centre
+        previous, assign = assign, torch.cdist(points, centres).argmin(dim=1)  # nearest centre
+        if previous is not None and torch.equal(assign, previous):
+            break  # converged: the centres would not move again
         centres = torch.stack([points[assign == j].mean(dim=0) if (assign == j).any() else centres[j]
                                for j in range(k)])  # a centre with no rows stays where it is
     return assign
