@@ -1,15 +1,16 @@
 """`course build`: instructor notebooks, student notebooks and sample submissions.
 
-For each assignment ``<aid>`` with notebook name ``<name>``:
+For each assignment ``<aid>`` with notebook name ``<name>`` (found by course/days.py):
 
-1. ``solutions/<aid>/notebook.py`` (jupytext percent format) is read. Code cells tagged
-   ``solution:<grade_id>`` get their ``# include: Name, ...`` lines replaced by the source
-   of those definitions in ``solutions/<aid>/reference.py`` (the single source of truth);
-   tags become nbgrader metadata. Result: ``solutions/<aid>/<name>.ipynb``.
+1. ``solutions/<aid>/notebook.py`` (jupytext percent format) is read. Code cells get their
+   ``# include: Name, ...`` lines replaced by the source of those definitions in
+   ``solutions/<aid>/reference.py`` or, failing that, ``experiment.py`` (the single source of
+   truth), preceded by the imports of that file which the included code needs and no earlier
+   cell made; tags become nbgrader metadata. Result: ``solutions/<aid>/<name>.ipynb``.
 2. ``nbgrader generate_assignment`` turns it into ``assignments/<aid>/<name>.ipynb``.
-3. Three sample submissions go to ``autograder/samples/{reference,blank,buggy}/<aid>/``:
+3. Three sample submissions go to ``solutions/<aid>/samples/{reference,blank,buggy}.ipynb``:
    the student notebook with the reference solutions filled in, the untouched student
-   notebook, and the reference with the bug named in ``autograder/<aid>.py:SAMPLE_BUG``.
+   notebook, and the reference with the bug named in ``solutions/<aid>/hidden.py:SAMPLE_BUG``.
 
 Cell tags in notebook.py:
     ``solution:<grade_id>``            an exercise (graded by the tests after it)
@@ -29,18 +30,13 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-REPO = Path(__file__).resolve().parents[1]
+from course.days import assignments as known_assignments
+from course.days import notebook_name
 
-# assignment id -> notebook name (without .ipynb). Later DAYs add themselves here.
-ASSIGNMENTS: dict[str, str] = {
-    "day1_optimization": "optimization",
-    "day2_normalization": "normalization",
-    "day3_cnn": "cnn",
-    "day4_rnn": "rnn",
-    "day5_gan": "gan",
-    "day6_dqn": "dqn",
-}
+REPO = Path(__file__).resolve().parents[1]
 SAMPLE_STUDENTS = ("reference", "blank", "buggy")
+# The files of a DAY that `# include:` takes definitions from, in this order.
+SOURCES = ("reference.py", "experiment.py")
 
 
 class BuildError(Exception):
@@ -76,6 +72,42 @@ def _definitions(module_path: Path) -> dict[str, str]:
     return out
 
 
+def _top_imports(module_path: Path) -> dict[str, str]:
+    """name -> the import line at the top of a module that binds it (``from __future__`` left out)."""
+    text = module_path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    found: dict[str, str] = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "module", None) != "__future__":
+            line = "\n".join(lines[node.lineno - 1:node.end_lineno]).split("  #")[0].rstrip()
+            for alias in node.names:
+                found.setdefault((alias.asname or alias.name).split(".")[0], line)
+    return found
+
+
+def _names_used(source: str) -> set[str]:
+    """Every plain name that a piece of code reads (``torch`` of ``torch.nn.Linear`` included)."""
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+
+
+def _names_bound(sources: list[str]) -> set[str]:
+    """Names that earlier notebook cells import or define (cells that are not plain Python are skipped)."""
+    bound: set[str] = set()
+    for src in sources:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:  # module level only: a name bound inside a function does not count
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                bound.add(node.name)
+            else:
+                bound |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return bound
+
+
 def _meta(kind: str, grade_id: str, points: int | None = None) -> dict:
     base = {"grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3,
             "solution": False, "task": False}
@@ -93,9 +125,17 @@ def instructor_notebook(aid: str) -> nbformat.NotebookNode:
     src = REPO / "solutions" / aid / "notebook.py"
     if not src.exists():
         raise BuildError(f"{src.relative_to(REPO)} is missing: every assignment needs a notebook source")
-    defs = _definitions(REPO / "solutions" / aid / "reference.py")
+    defs: dict[str, str] = {}
+    imports: dict[str, str] = {}
+    for source in SOURCES:  # a name defined in both comes from reference.py
+        path = REPO / "solutions" / aid / source
+        if path.exists():
+            defs = _definitions(path) | defs
+            imports = _top_imports(path) | imports
+    imports = {k: v for k, v in imports.items() if not v.startswith("from solutions")}  # the notebook has those
     nb = jupytext.read(src)
     seen: set[str] = set()
+    earlier: list[str] = []  # sources of the code cells above the current one
     for i, cell in enumerate(nb.cells):
         tags = cell.metadata.pop("tags", [])
         cell.metadata = {}
@@ -103,16 +143,25 @@ def instructor_notebook(aid: str) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             new_lines = []
+            included = False
             for line in cell.source.splitlines():
                 if line.startswith("# include:"):
+                    included = True
                     for name in (n.strip() for n in line.split(":", 1)[1].split(",")):
                         if name not in defs:
-                            raise BuildError(f"{src.name}: '# include: {name}' but reference.py defines no {name}")
+                            raise BuildError(f"{src.name}: '# include: {name}' but neither reference.py nor experiment.py "
+                                             f"defines {name}")
                         if defs[name] not in new_lines:  # "# include: PAD, BOS" share one line
                             new_lines += [defs[name], "", ""]
                 else:
                     new_lines.append(line)
             cell.source = "\n".join(new_lines).strip("\n")
+            # included code keeps working on its own: the imports it needs that no earlier cell made
+            missing = sorted(_names_used(cell.source) & set(imports) - _names_bound(earlier + [cell.source]))
+            needed = list(dict.fromkeys(imports[n] for n in missing))
+            if needed and included:
+                cell.source = "\n".join(needed) + "\n\n\n" + cell.source
+            earlier.append(cell.source)
         for tag in tags:
             kind, _, rest = tag.partition(":")
             if kind not in ("solution", "test", "locked"):
@@ -188,7 +237,7 @@ def sample_submissions(aid: str, instructor, student) -> dict[str, nbformat.Note
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = solutions[gid]
-    bug = importlib.import_module(f"autograder.{aid}").SAMPLE_BUG
+    bug = importlib.import_module(f"solutions.{aid}.hidden").SAMPLE_BUG
     buggy = nbformat.reads(nbformat.writes(reference), as_version=4)
     cell = next(c for c in buggy.cells if c.metadata.get("nbgrader", {}).get("grade_id") == bug["cell"])
     for old, new in bug["replace"]:
@@ -198,15 +247,30 @@ def sample_submissions(aid: str, instructor, student) -> dict[str, nbformat.Note
     return {"reference": reference, "blank": student, "buggy": buggy}
 
 
+def sample_path(aid: str, who: str) -> Path:
+    """Where `course build` writes the sample submission ``who`` (reference, blank or buggy) of a DAY."""
+    return REPO / "solutions" / aid / "samples" / f"{who}.ipynb"
+
+
+def lay_out_samples(dest: Path, assignments: list[str] | None = None, who=SAMPLE_STUDENTS) -> Path:
+    """Copy the sample submissions into ``dest/<who>/<aid>/<name>.ipynb``, the layout `course grade` reads."""
+    for aid in assignments or list(known_assignments()):
+        for student in who:
+            target = dest / student / aid / f"{notebook_name(aid)}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(sample_path(aid, student).read_bytes())
+    return dest
+
+
 def outputs(aid: str, workdir: Path) -> dict[Path, str]:
     """Every file `course build` writes for one assignment: path -> notebook JSON."""
-    name = ASSIGNMENTS[aid]
+    name = notebook_name(aid)
     instructor = instructor_notebook(aid)
     student, _ = generate_student(aid, name, instructor, workdir / aid)
     files = {REPO / "solutions" / aid / f"{name}.ipynb": instructor,
              REPO / "assignments" / aid / f"{name}.ipynb": student}
     for who, nb in sample_submissions(aid, instructor, student).items():
-        files[REPO / "autograder" / "samples" / who / aid / f"{name}.ipynb"] = nb
+        files[sample_path(aid, who)] = nb
     return {path: nbformat.writes(nb) + "\n" for path, nb in files.items()}
 
 
@@ -214,7 +278,7 @@ def build(check: bool = False, assignments: list[str] | None = None, log=print) 
     """Write (or with ``check``, compare) every generated notebook. Returns an exit code."""
     stale = []
     with tempfile.TemporaryDirectory(prefix="course-build-") as tmp:
-        for aid in assignments or list(ASSIGNMENTS):
+        for aid in assignments or list(known_assignments()):
             for path, text in outputs(aid, Path(tmp)).items():
                 current = path.read_text(encoding="utf-8") if path.exists() else None
                 if current == text:

@@ -1,4 +1,4 @@
-"""Helpers shared by the hidden tests of every DAY."""
+"""Helpers shared by the hidden tests of every DAY (``solutions/<day>/hidden.py``)."""
 from __future__ import annotations
 
 import contextlib
@@ -7,10 +7,26 @@ import warnings
 
 from autograder.guard import check_own_code
 
+# How many fresh seeds run_hidden tries per hidden test at grading time.
+REPEATS = 2
+_fixed_seed: int | None = None
+
 
 def fresh_seed() -> int:
-    """A new random seed at every grading, so hard-coded outputs cannot pass."""
-    return secrets.randbelow(2**31)
+    """A new random seed at every grading, so hard-coded outputs cannot pass (see :func:`seeded`)."""
+    return secrets.randbelow(2**31) if _fixed_seed is None else _fixed_seed
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """For the test suite: inside the block every :func:`fresh_seed` returns ``seed`` and each
+    :func:`run_hidden` runs once, so a hidden test can be run on chosen seeds one at a time."""
+    global _fixed_seed
+    before, _fixed_seed = _fixed_seed, seed
+    try:
+        yield
+    finally:
+        _fixed_seed = before
 
 
 @contextlib.contextmanager
@@ -24,13 +40,13 @@ def hidden_case(description: str, seed: int):
             raise AssertionError(f"hidden test '{description}' (seed {seed}) failed: {e}") from None
 
 
-def run_hidden(description: str, check, *args, repeats: int = 2, **kwargs) -> None:
+def run_hidden(description: str, check, *args, repeats: int | None = None, **kwargs) -> None:
     """Run a visible check ``repeats`` times on fresh seeds, silently; print one line when all pass.
 
     ``args`` are the student's objects: under `course grade` they must be the student's own code
     (autograder/guard.py)."""
     check_own_code(*args)
-    for _ in range(repeats):
+    for _ in range(1 if _fixed_seed is not None else repeats or REPEATS):
         seed = fresh_seed()
         with hidden_case(description, seed):
             check(*args, seed=seed, verbose=False, **kwargs)

@@ -13,9 +13,11 @@ import secrets
 import tempfile
 from pathlib import Path
 
+import latex2mathml.converter
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_code_cell, new_output
+from autograder.guard import PREFIX as TAMPERING
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute,
                                     GetGrades, IgnorePattern, LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
 
@@ -31,7 +33,12 @@ class CrashTolerantExecute(Execute):
     """nbgrader's Execute, but a dying kernel (segfault, os._exit, OOM kill) does not void
     the whole notebook: cells that ran keep their outputs and points, the crashing cell
     shows why, and every later test cell is marked as not run (an unexecuted test cell
-    would otherwise look like a pass to nbgrader)."""
+    would otherwise look like a pass to nbgrader).
+
+    Before each cell it writes ``{"cell": N}`` to ``progress_file`` (when set; the worker sets it),
+    so that if the whole grading process is killed, `course grade` can say in which cell."""
+
+    progress_file: str | None = None
 
     def preprocess(self, nb, resources=None, km=None):
         self.died_in = None
@@ -39,6 +46,11 @@ class CrashTolerantExecute(Execute):
         return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell, resources, index):
+        if self.progress_file and cell.cell_type == "code":
+            tmp = self.progress_file + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"cell": index - self.offset}, f)  # as the student counts: without the guard's cell
+            os.replace(tmp, self.progress_file)
         if self.died_in is None:
             try:
                 return super().preprocess_cell(cell, resources, index)
@@ -86,6 +98,48 @@ class ScrubTestTracebacks(NbGraderPreprocessor):
         return cell, resources
 
 
+# Markdown math: $$display$$ and $inline$ (an escaped \$ or a lone $ is left alone); code is skipped.
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
+_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.S)
+_INLINE = re.compile(r"(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)")
+
+
+def math_to_mathml(markdown: str) -> str:
+    """The markdown with its LaTeX math turned into MathML, which browsers draw without MathJax
+    (so feedback shows its equations offline). Math that latex2mathml cannot read stays as it was."""
+    def render(display: str):
+        def one(m: re.Match) -> str:
+            try:
+                return latex2mathml.converter.convert(m.group(1).strip(), display=display)
+            except Exception:  # an unusual macro: leave the LaTeX source visible rather than fail the feedback
+                return m.group(0)
+        return one
+
+    parts = _CODE.split(markdown)
+    for i in range(0, len(parts), 2):  # even parts are outside code
+        parts[i] = _INLINE.sub(render("inline"), _DISPLAY.sub(render("block"), parts[i]))
+    return "".join(parts)
+
+
+class MathToMathML(NbGraderPreprocessor):
+    """In feedback, render the markdown cells' equations as MathML (see :func:`math_to_mathml`)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            cell.source = math_to_mathml(cell.source)
+        return cell, resources
+
+
+_REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=\"https?://[^\"]*\"[^>]*>\s*</script>\s*"
+                            r"(<script type=\"text/x-mathjax-config\">.*?</script>)?", re.S)
+
+
+def make_offline(html: str) -> str:
+    """Feedback HTML without the scripts it would fetch from the internet (MathJax: the math is
+    MathML already), so it opens the same with or without a network."""
+    return _REMOTE_SCRIPT.sub("", html)
+
+
 GUARD_MARK = "course_guard"
 _STAMP = re.compile("\u200b\\[course-guard ([0-9a-f]+)\\]\u200b\n?")
 
@@ -110,7 +164,7 @@ class ArmGuard(NbGraderPreprocessor):
         locked = [c.source for c in nb.cells if c.cell_type == "code" and _nbg(c).get("locked")]
         tests = [c.source for c in nb.cells if _is_test_cell(c)]
         preload = sorted({m for src in locked for m in re.findall(
-            r"^\s*(?:from|import)\s+((?:autograder|course\.checks)[\w.]*)", src, flags=re.M)})
+            r"^\s*(?:from|import)\s+((?:autograder|solutions|course\.checks)[\w.]*)", src, flags=re.M)})
         protect = [str(REPO_ROOT / "solutions"), str(REPO_ROOT / "autograder")]
         protect += [p for p in os.environ.get("COURSE_GUARD_PROTECT", "").split(os.pathsep) if p]
         nonce = secrets.token_hex(8)
@@ -184,5 +238,6 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     c.Autograde.autograde_preprocessors = [ArmGuard, CrashTolerantExecute, DisarmGuard, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     # Feedback shows the student's test cells without the hidden tests' source or frames.
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTestTracebacks, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTestTracebacks, MathToMathML,
+                                        CSSHTMLHeaderPreprocessor]
     os.environ.update(kernel_environment())  # inherited by the kernels nbgrader starts

@@ -1,10 +1,16 @@
-"""Run a command without network access: ``python -m autograder.sandbox -- CMD ARGS...``.
+"""Run a command cut off from the network and from the grader: ``python -m autograder.sandbox -- CMD ARGS...``.
 
-The command (nbgrader, and the kernel that runs the student's code) gets a network namespace
-of its own, holding only a loopback interface: nbgrader still talks to its kernel over
-127.0.0.1, but nothing outside this machine, and no service on this machine's own
-loopback, can be reached. Creating a namespace needs root (CAP_SYS_ADMIN) on Linux;
-elsewhere `course grade` runs submissions with the network as it is and says so.
+The command (nbgrader, and the kernel that runs the student's code) gets namespaces of its own:
+
+- a network namespace holding only a loopback interface: nbgrader still talks to its kernel over
+  127.0.0.1, but nothing outside this machine, and no service on this machine's own loopback,
+  can be reached;
+- a PID namespace, in which the command is process 1: the kernel cannot see or signal the
+  grader or any other submission's processes, and when the command ends (or is killed) every
+  process left in the namespace is killed by the OS, so nothing outlives it.
+
+Creating namespaces needs root (CAP_SYS_ADMIN) on Linux; elsewhere `course grade` runs
+submissions with the network as it is and says so.
 """
 from __future__ import annotations
 
@@ -12,19 +18,22 @@ import ctypes
 import fcntl
 import functools
 import os
+import signal
 import socket
 import struct
 import subprocess
 import sys
 
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNET, CLONE_NEWPID = 0x40000000, 0x20000000
+PR_SET_PDEATHSIG = 1
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
-def isolate_network() -> None:
-    """Move this process into a new network namespace and bring its loopback up (raises OSError)."""
+def isolate() -> None:
+    """Move this process into a new network namespace, and its next child into a new PID namespace;
+    bring the loopback up (raises OSError)."""
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
+    if libc.unshare(CLONE_NEWNET | CLONE_NEWPID) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -59,11 +68,28 @@ def main(argv: list[str]) -> int:
         return 2
     cmd = argv[argv.index("--") + 1:]
     try:
-        isolate_network()
+        isolate()
     except OSError as e:
-        print(f"cannot create a network namespace ({e.strerror or e}); it needs root on Linux", file=sys.stderr)
+        print(f"cannot create network and PID namespaces ({e.strerror or e}); it needs root on Linux",
+              file=sys.stderr)
         return 3
-    os.execvp(cmd[0], cmd)
+    child = os.fork()  # the first process in the new PID namespace
+    if child == 0:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with this process
+        try:
+            os.execvp(cmd[0], cmd)
+        finally:
+            os._exit(127)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # pass a stop on, then end with the command
+        signal.signal(s, lambda signum, frame: os.kill(child, signal.SIGKILL))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as a shell says it
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from course import days
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -34,26 +36,24 @@ def _instructor_tools():
 
 
 def _resolve_day(day: str) -> str:
-    from autograder.build import ASSIGNMENTS
-
-    for aid in ASSIGNMENTS:
-        number, _, topic = aid.partition("_")
-        if day in (aid, number, topic):
-            return aid
-    raise UsageError(f"unknown DAY {day!r}; choose one of: {', '.join(ASSIGNMENTS)}")
+    aid = days.resolve(day)
+    if aid is None:
+        raise UsageError(f"unknown DAY {day!r}; choose one of: {', '.join(days.assignments())}")
+    return aid
 
 
 def cmd_build(args) -> int:
     _instructor_tools()
-    from autograder.build import ASSIGNMENTS, build
+    from autograder.build import build
 
-    aids = [_resolve_day(a) for a in args.assignment] if args.assignment else list(ASSIGNMENTS)
+    aids = [_resolve_day(a) for a in args.assignment] if args.assignment else list(days.assignments())
     return build(check=args.check, assignments=aids)
 
 
 def cmd_grade(args) -> int:
     _instructor_tools()
-    from autograder.grade import GradeError, format_table, grade
+    from autograder import processes
+    from autograder.grade import GradeError, GradeOptions, format_table, grade
 
     aids = [_resolve_day(a) for a in args.assignment] if args.assignment else None
     if args.executor == "dask" and not args.scheduler:
@@ -72,14 +72,22 @@ def cmd_grade(args) -> int:
         if not torch.cuda.is_available():
             raise UsageError("--device cuda, but torch sees no CUDA GPU on this machine; use --device cpu or auto")
     out = Path(args.out)
+    options = GradeOptions(jobs=args.jobs, timeout=args.timeout, cell_timeout=args.cell_timeout,
+                           memory_gb=args.memory_gb or None, force=args.force,
+                           scheduler=args.scheduler if args.executor == "dask" else None, shard=shard,
+                           device=None if args.device == "auto" else args.device)
     t0 = time.perf_counter()
+    processes.adopt_orphans()  # a kernel whose worker died is still ours to end
     try:
-        results = grade(Path(args.submissions), out, aids, jobs=args.jobs, timeout=args.timeout,
-                        cell_timeout=args.cell_timeout, memory_gb=args.memory_gb or None, force=args.force,
-                        scheduler=args.scheduler if args.executor == "dask" else None, shard=shard,
-                        device=None if args.device == "auto" else args.device)
+        with processes.stop_on_signals():
+            results = grade(Path(args.submissions), out, aids, options)
     except GradeError as e:
         raise UsageError(str(e)) from None
+    except processes.Stopped as e:
+        print(f"course grade: stopped by {e.signal_name}; every grading process it started was ended, the results "
+              f"finished so far are kept in {out / 'grades.csv'}, and running the same command again grades the "
+              "rest.", file=sys.stderr)
+        return 128 + {"SIGHUP": 1, "SIGINT": 2, "SIGTERM": 15}.get(e.signal_name, 15)
     print(format_table(results))
     problems = [r for r in results if r.status != "graded" or r.problem]
     flagged = sum(r.status == "flagged" for r in results)
@@ -102,23 +110,23 @@ def cmd_run(args) -> int:
         get_device(args.device)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    module = importlib.import_module(f"solutions.{aid}.reference")
+    module = importlib.import_module(f"solutions.{aid}.experiment")
     module.main(device=args.device, quick=args.quick)
     return 0
 
 
 def cmd_demo(args) -> int:
     _instructor_tools()
-    from autograder.build import build
-    from autograder.grade import format_table, grade
+    from autograder.build import build, lay_out_samples
+    from autograder.grade import GradeOptions, format_table, grade
 
     t0 = time.perf_counter()
     print("Step 1/2: building the notebooks (course build)")
     build()
     out = Path(args.out)
-    print("\nStep 2/2: grading the bundled sample submissions in autograder/samples/ "
-          "(the reference, the blank skeleton and a buggy one)")
-    results = grade(REPO / "autograder" / "samples", out, jobs=args.jobs)
+    print(f"\nStep 2/2: grading the sample submissions of every DAY (solutions/<day>/samples/: the reference, "
+          f"the blank skeleton and a buggy one), laid out in {out / 'submissions'}/")
+    results = grade(lay_out_samples(out / "submissions"), out, options=GradeOptions(jobs=args.jobs))
     print("\n" + format_table(results))
     print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s.")
     print(f"Grades: {out / 'grades.csv'}")
@@ -136,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="generate instructor and student notebooks and the sample submissions",
                        description="Render solutions/<day>/notebook.py + reference.py into the nbgrader instructor "
                                    "notebook, generate the student notebook with nbgrader, and the sample "
-                                   "submissions in autograder/samples/.")
+                                   "submissions in solutions/<day>/samples/.")
     b.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated notebook is stale")
     b.add_argument("--assignment", action="append", metavar="DAY", help="only this DAY (repeatable)")
     b.set_defaults(func=cmd_build)
@@ -145,7 +153,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Autograde SUBMISSIONS/<student_id>/<assignment>/<name>.ipynb with nbgrader. "
                                    "Writes OUT/grades.csv and OUT/feedback/<student>/<assignment>/<name>.html. "
                                    "Exits 0 once every submission has been processed, even if some failed; "
-                                   "each problem is named in the table and in grades.csv.")
+                                   "each problem is named in the table and in grades.csv. On SIGTERM, SIGINT or "
+                                   "SIGHUP it ends every grading process it started, keeps the finished results and "
+                                   "exits 128 + the signal's number; the same command then resumes.")
     g.add_argument("submissions", help="folder laid out as <student_id>/<assignment>/<name>.ipynb")
     g.add_argument("--assignment", action="append", metavar="A", help="grade only this assignment (repeatable)")
     g.add_argument("--out", default="graded", help="output folder (default: %(default)s)")
@@ -181,8 +191,9 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="build, grade the bundled samples, print the grade table",
-                       description="Run course build, then course grade on autograder/samples/ (reference, blank "
-                                   "and buggy submissions of every DAY), and show the grades and feedback files.")
+                       description="Run course build, then course grade on the sample submissions of every DAY "
+                                   "(reference, blank and buggy, from solutions/<day>/samples/), and show the grades "
+                                   "and feedback files.")
     d.add_argument("--out", default="demo-output", help="output folder (default: %(default)s)")
     d.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: number of cores)")
     d.set_defaults(func=cmd_demo)

@@ -193,7 +193,7 @@ def test_cheating_gets_no_credit_and_is_flagged(graded):
     assert r["status"] == "flagged" and set(r["failed_tests"].split()) == lost, r
     assert float(r["score"]) == 18.0 - sum(points[t] for t in lost), r
     for words in ("FLAGGED for review", "imported solutions.day1_optimization.reference", "replaced torch.allclose",
-                  "autograder/day1_optimization.py", "guard was switched off", "4 test(s) got no credit"):
+                  "solutions/day1_optimization/hidden.py", "guard was switched off", "4 test(s) got no credit"):
         assert words in r["problem"], r["problem"]
     html = (out / "feedback" / "cheater" / AID / f"{NAME}.html").read_text()
     assert "TAMPERING" in html and "course-guard" not in html  # the student sees why; the stamps are gone

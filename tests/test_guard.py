@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import course.checks.day6 as day6_checks
+import course.checks.day6_dqn as day6_checks
 from autograder import guard as G
 from autograder.grade import tampering_problems
 from autograder.nbgrader_ext import GUARD_MARK, DisarmGuard
@@ -112,7 +112,7 @@ def test_patched_names_each_replaced_function_and_forgives_torch_wrapping_itself
     monkeypatch.setattr(builtins, "abs", lambda x: 0)
     monkeypatch.setattr(day6_checks, "check_td_targets", lambda *a, **k: None)
     monkeypatch.setattr(torch.Tensor, "sum", lambda self: 0)
-    assert set(guard.patched()) == {"torch.allclose", "builtins.abs", "course.checks.day6.check_td_targets",
+    assert set(guard.patched()) == {"torch.allclose", "builtins.abs", "course.checks.day6_dqn.check_td_targets",
                                     "torch.Tensor.sum", "torch.nn.Parameter.sum"}  # a Parameter is a Tensor
     monkeypatch.undo()
     assert guard.patched() == []

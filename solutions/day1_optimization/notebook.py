@@ -77,7 +77,7 @@ print(theta.item())  # 0.8
 """SGD follows torch.optim.SGD step by step (1 point)."""
 check_optimizer(SGD, torch.optim.SGD, lr=0.05)
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_sgd
+from solutions.day1_optimization.hidden import hidden_sgd
 hidden_sgd(SGD)
 ### END HIDDEN TESTS
 
@@ -100,7 +100,7 @@ hidden_sgd(SGD)
 """Momentum follows torch.optim.SGD(momentum=...) (2 points)."""
 check_optimizer(Momentum, torch.optim.SGD, lr=0.02, momentum=0.9)
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_momentum
+from solutions.day1_optimization.hidden import hidden_momentum
 hidden_momentum(Momentum)
 ### END HIDDEN TESTS
 
@@ -126,7 +126,7 @@ hidden_momentum(Momentum)
 """Nesterov follows torch.optim.SGD(momentum=..., nesterov=True) (2 points)."""
 check_optimizer(Nesterov, torch.optim.SGD, lr=0.02, momentum=0.9, torch_extra=dict(nesterov=True))
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_nesterov
+from solutions.day1_optimization.hidden import hidden_nesterov
 hidden_nesterov(Nesterov)
 ### END HIDDEN TESTS
 
@@ -147,7 +147,7 @@ hidden_nesterov(Nesterov)
 """AdaGrad follows torch.optim.Adagrad (2 points)."""
 check_optimizer(AdaGrad, torch.optim.Adagrad, lr=0.1, eps=1e-10)
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_adagrad
+from solutions.day1_optimization.hidden import hidden_adagrad
 hidden_adagrad(AdaGrad)
 ### END HIDDEN TESTS
 
@@ -165,7 +165,7 @@ hidden_adagrad(AdaGrad)
 """RMSProp follows torch.optim.RMSprop (2 points)."""
 check_optimizer(RMSProp, torch.optim.RMSprop, lr=0.01, alpha=0.99, eps=1e-8)
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_rmsprop
+from solutions.day1_optimization.hidden import hidden_rmsprop
 hidden_rmsprop(RMSProp)
 ### END HIDDEN TESTS
 
@@ -188,7 +188,7 @@ hidden_rmsprop(RMSProp)
 """Adam follows torch.optim.Adam, bias correction included (3 points)."""
 check_optimizer(Adam, torch.optim.Adam, lr=0.01, betas=(0.9, 0.999), eps=1e-8)
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_adam
+from solutions.day1_optimization.hidden import hidden_adam
 hidden_adam(Adam)
 ### END HIDDEN TESTS
 
@@ -260,7 +260,7 @@ plt.show()
 check_schedule(inverse_time_decay, lambda lr0, d, t: lr0 / (1 + d * t), name="inverse_time_decay")
 check_schedule(power_decay, lambda lr0, d, t: lr0 / max(t, 1) ** d, name="power_decay")
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_lr_schedules
+from solutions.day1_optimization.hidden import hidden_lr_schedules
 hidden_lr_schedules(inverse_time_decay, power_decay)
 ### END HIDDEN TESTS
 
@@ -278,7 +278,7 @@ hidden_lr_schedules(inverse_time_decay, power_decay)
 """minibatches covers every sample once, keeps the last batch, shuffles reproducibly (2 points)."""
 check_minibatches(minibatches)
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_minibatches
+from solutions.day1_optimization.hidden import hidden_minibatches
 hidden_minibatches(minibatches)
 ### END HIDDEN TESTS
 
@@ -339,7 +339,7 @@ plt.show()
 """init_weights draws N(0, σ²) with the scheme's σ and zeroes biases (2 points)."""
 check_init(init_weights)
 ### BEGIN HIDDEN TESTS
-from autograder.day1_optimization import hidden_init_weights
+from solutions.day1_optimization.hidden import hidden_init_weights
 hidden_init_weights(init_weights)
 ### END HIDDEN TESTS
 

@@ -62,7 +62,7 @@ print(f"device={device}, quick experiments={QUICK}")
 """The five activations match torch, and softmax is stable at ±1000 (2 points)."""
 check_activations(sigmoid, tanh, relu, leaky_relu, softmax)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_activations
+from solutions.day2_normalization.hidden import hidden_activations
 hidden_activations(sigmoid, tanh, relu, leaky_relu, softmax)
 ### END HIDDEN TESTS
 
@@ -130,7 +130,7 @@ plt.show()
 """batch_norm matches F.batch_norm, running statistics included (2 points)."""
 check_batch_norm(batch_norm)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_batch_norm
+from solutions.day2_normalization.hidden import hidden_batch_norm
 hidden_batch_norm(batch_norm)
 ### END HIDDEN TESTS
 
@@ -154,7 +154,7 @@ hidden_batch_norm(batch_norm)
 """The hand-written backward matches autograd and gradcheck in float64 (3 points)."""
 check_batch_norm_backward(BatchNormFunction)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_batch_norm_backward
+from solutions.day2_normalization.hidden import hidden_batch_norm_backward
 hidden_batch_norm_backward(BatchNormFunction)
 ### END HIDDEN TESTS
 
@@ -173,7 +173,7 @@ hidden_batch_norm_backward(BatchNormFunction)
 """BatchNorm2d behaves like nn.BatchNorm2d and shares its state_dict (2 points)."""
 check_batchnorm2d(BatchNorm2d)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_batchnorm2d
+from solutions.day2_normalization.hidden import hidden_batchnorm2d
 hidden_batchnorm2d(BatchNorm2d)
 ### END HIDDEN TESTS
 
@@ -200,7 +200,7 @@ hidden_batchnorm2d(BatchNorm2d)
 """layer_norm matches F.layer_norm (1 point)."""
 check_layer_norm(layer_norm)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_layer_norm
+from solutions.day2_normalization.hidden import hidden_layer_norm
 hidden_layer_norm(layer_norm)
 ### END HIDDEN TESTS
 
@@ -211,7 +211,7 @@ hidden_layer_norm(layer_norm)
 """instance_norm matches F.instance_norm (1 point)."""
 check_instance_norm(instance_norm)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_instance_norm
+from solutions.day2_normalization.hidden import hidden_instance_norm
 hidden_instance_norm(instance_norm)
 ### END HIDDEN TESTS
 
@@ -222,7 +222,7 @@ hidden_instance_norm(instance_norm)
 """group_norm matches F.group_norm for several group counts (2 points)."""
 check_group_norm(group_norm)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_group_norm
+from solutions.day2_normalization.hidden import hidden_group_norm
 hidden_group_norm(group_norm)
 ### END HIDDEN TESTS
 
@@ -282,7 +282,7 @@ plt.show()
 """dropout: identity in eval, drops a fraction p, preserves the mean, follows its generator (2 points)."""
 check_dropout(dropout)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_dropout
+from solutions.day2_normalization.hidden import hidden_dropout
 hidden_dropout(dropout)
 ### END HIDDEN TESTS
 
@@ -305,7 +305,7 @@ hidden_dropout(dropout)
 """l1/l2 penalties match their formulas, and λ·l2 equals SGD weight decay (2 points)."""
 check_penalties(l1_penalty, l2_penalty)
 ### BEGIN HIDDEN TESTS
-from autograder.day2_normalization import hidden_weight_penalties
+from solutions.day2_normalization.hidden import hidden_weight_penalties
 hidden_weight_penalties(l1_penalty, l2_penalty)
 ### END HIDDEN TESTS
 

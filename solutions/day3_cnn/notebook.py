@@ -77,7 +77,7 @@ print(f"device={device}, quick experiments={QUICK}")
 """conv_output_size agrees with the sizes torch produces (1 point)."""
 check_conv_output_size(conv_output_size)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_conv_output_size
+from solutions.day3_cnn.hidden import hidden_conv_output_size
 hidden_conv_output_size(conv_output_size)
 ### END HIDDEN TESTS
 
@@ -108,7 +108,7 @@ hidden_conv_output_size(conv_output_size)
 """conv2d matches F.conv2d for several shapes, strides and paddings, in its gradients too (3 points)."""
 check_conv2d(conv2d)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_conv2d
+from solutions.day3_cnn.hidden import hidden_conv2d
 hidden_conv2d(conv2d)
 ### END HIDDEN TESTS
 
@@ -151,7 +151,7 @@ plt.show()
 """max_pool2d and avg_pool2d match torch, including where the max pool sends gradients (2 points)."""
 check_pooling(max_pool2d, avg_pool2d)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_pooling
+from solutions.day3_cnn.hidden import hidden_pooling
 hidden_pooling(max_pool2d, avg_pool2d)
 ### END HIDDEN TESTS
 
@@ -173,7 +173,7 @@ hidden_pooling(max_pool2d, avg_pool2d)
 """Conv2d loads nn.Conv2d's state_dict, gives the same output, and initialises like torch (2 points)."""
 check_conv2d_module(Conv2d)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_conv2d_module
+from solutions.day3_cnn.hidden import hidden_conv2d_module
 hidden_conv2d_module(Conv2d)
 ### END HIDDEN TESTS
 
@@ -202,7 +202,7 @@ hidden_conv2d_module(Conv2d)
 """DepthwiseSeparableConv is depthwise + pointwise; conv_cost agrees with counting real layers (2 points)."""
 check_depthwise_separable(DepthwiseSeparableConv, conv_cost)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_depthwise_separable
+from solutions.day3_cnn.hidden import hidden_depthwise_separable
 hidden_depthwise_separable(DepthwiseSeparableConv, conv_cost)
 ### END HIDDEN TESTS
 
@@ -245,7 +245,7 @@ for c, s, d in zip(channels, std_cost, sep_cost):
 """ResidualBlock is ReLU(F(x) + x), and the gradient flows through the shortcut (2 points)."""
 check_residual_block(ResidualBlock)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_residual_block
+from solutions.day3_cnn.hidden import hidden_residual_block
 hidden_residual_block(ResidualBlock)
 ### END HIDDEN TESTS
 
@@ -265,7 +265,7 @@ hidden_residual_block(ResidualBlock)
 """DenseBlock concatenates the input and every layer's output (2 points)."""
 check_dense_block(DenseBlock)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_dense_block
+from solutions.day3_cnn.hidden import hidden_dense_block
 hidden_dense_block(DenseBlock)
 ### END HIDDEN TESTS
 
@@ -289,7 +289,7 @@ hidden_dense_block(DenseBlock)
 """SimpleCNN has the right shapes and trains to ≥ 93% in 150 steps (2 points)."""
 check_simple_cnn(SimpleCNN)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_simple_cnn
+from solutions.day3_cnn.hidden import hidden_simple_cnn
 hidden_simple_cnn(SimpleCNN)
 ### END HIDDEN TESTS
 
@@ -361,7 +361,7 @@ plt.show()
 """freeze stops every parameter; replace_head swaps the last Linear for a trainable one (2 points)."""
 check_transfer(freeze, replace_head)
 ### BEGIN HIDDEN TESTS
-from autograder.day3_cnn import hidden_transfer
+from solutions.day3_cnn.hidden import hidden_transfer
 hidden_transfer(freeze, replace_head)
 ### END HIDDEN TESTS
 

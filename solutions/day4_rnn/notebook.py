@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course import get_device, grading_mode, quick_mode
-from course.checks.day4 import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
+from course.checks.day4_rnn import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
                                 check_lstm_cell, check_multi_head_attention, check_positional_encoding,
                                 check_rnn_cell, check_seq2seq)
 
@@ -60,7 +60,7 @@ print(f"device={device}, quick experiments={QUICK}")
 """RNNCell matches nn.RNNCell and unroll matches nn.RNN (1 point)."""
 check_rnn_cell(RNNCell, unroll)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_rnn_cell
+from solutions.day4_rnn.hidden import hidden_rnn_cell
 hidden_rnn_cell(RNNCell, unroll)
 ### END HIDDEN TESTS
 
@@ -85,7 +85,7 @@ hidden_rnn_cell(RNNCell, unroll)
 """rnn_bptt's hand-written gradients equal autograd's (2 points)."""
 check_bptt(rnn_bptt)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_bptt
+from solutions.day4_rnn.hidden import hidden_bptt
 hidden_bptt(rnn_bptt)
 ### END HIDDEN TESTS
 
@@ -125,7 +125,7 @@ plt.show()
 """LSTMCell matches nn.LSTMCell (2 points)."""
 check_lstm_cell(LSTMCell)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_lstm_cell
+from solutions.day4_rnn.hidden import hidden_lstm_cell
 hidden_lstm_cell(LSTMCell)
 ### END HIDDEN TESTS
 
@@ -143,7 +143,7 @@ hidden_lstm_cell(LSTMCell)
 """GRUCell matches nn.GRUCell (2 points)."""
 check_gru_cell(GRUCell)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_gru_cell
+from solutions.day4_rnn.hidden import hidden_gru_cell
 hidden_gru_cell(GRUCell)
 ### END HIDDEN TESTS
 
@@ -179,7 +179,7 @@ plt.show()
 """BiLSTM matches nn.LSTM(bidirectional=True) (2 points)."""
 check_bidirectional(BiLSTM)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_bidirectional
+from solutions.day4_rnn.hidden import hidden_bidirectional
 hidden_bidirectional(BiLSTM)
 ### END HIDDEN TESTS
 
@@ -197,7 +197,7 @@ hidden_bidirectional(BiLSTM)
 """clip_grad_norm matches torch.nn.utils.clip_grad_norm_ (1 point)."""
 check_grad_clipping(clip_grad_norm)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_grad_clipping
+from solutions.day4_rnn.hidden import hidden_grad_clipping
 hidden_grad_clipping(clip_grad_norm)
 ### END HIDDEN TESTS
 
@@ -244,7 +244,7 @@ plt.show()
 """Scaled dot-product attention matches torch; additive attention matches its formula (2 points)."""
 check_attention(scaled_dot_product_attention, AdditiveAttention)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_attention
+from solutions.day4_rnn.hidden import hidden_attention
 hidden_attention(scaled_dot_product_attention, AdditiveAttention)
 ### END HIDDEN TESTS
 
@@ -263,7 +263,7 @@ hidden_attention(scaled_dot_product_attention, AdditiveAttention)
 """MultiHeadAttention matches nn.MultiheadAttention (2 points)."""
 check_multi_head_attention(MultiHeadAttention)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_multi_head_attention
+from solutions.day4_rnn.hidden import hidden_multi_head_attention
 hidden_multi_head_attention(MultiHeadAttention)
 ### END HIDDEN TESTS
 
@@ -280,7 +280,7 @@ hidden_multi_head_attention(MultiHeadAttention)
 """positional_encoding matches the formula (1 point)."""
 check_positional_encoding(positional_encoding)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_positional_encoding
+from solutions.day4_rnn.hidden import hidden_positional_encoding
 hidden_positional_encoding(positional_encoding)
 ### END HIDDEN TESTS
 
@@ -303,7 +303,7 @@ hidden_positional_encoding(positional_encoding)
 """Encoder, AttnDecoder and greedy_decode do what their docstrings say (3 points)."""
 check_seq2seq(Encoder, AttnDecoder, greedy_decode)
 ### BEGIN HIDDEN TESTS
-from autograder.day4_rnn import hidden_seq2seq
+from solutions.day4_rnn.hidden import hidden_seq2seq
 hidden_seq2seq(Encoder, AttnDecoder, greedy_decode)
 ### END HIDDEN TESTS
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course import get_device, grading_mode, quick_mode
-from course.checks.day5 import (check_conditional, check_discriminator, check_gan_losses, check_generator,
+from course.checks.day5_gan import (check_conditional, check_discriminator, check_gan_losses, check_generator,
                                 check_train_step, check_vae)
 from course.data import load_mnist
 from course.judge import judge_samples, load_judge
@@ -69,7 +69,7 @@ print(f"device={device}, quick experiments={QUICK}, GAN steps={GAN_STEPS}")
 """Generator has the stated layers, output (N, 1, 28, 28) in [-1, 1] (2 points)."""
 check_generator(Generator)
 ### BEGIN HIDDEN TESTS
-from autograder.day5_gan import hidden_generator
+from solutions.day5_gan.hidden import hidden_generator
 hidden_generator(Generator)
 ### END HIDDEN TESTS
 
@@ -87,7 +87,7 @@ hidden_generator(Generator)
 """Discriminator returns one logit per image, shape (N,) (2 points)."""
 check_discriminator(Discriminator)
 ### BEGIN HIDDEN TESTS
-from autograder.day5_gan import hidden_discriminator
+from solutions.day5_gan.hidden import hidden_discriminator
 hidden_discriminator(Discriminator)
 ### END HIDDEN TESTS
 
@@ -113,7 +113,7 @@ hidden_discriminator(Discriminator)
 """The D and non-saturating G losses equal BCE with logits and stay finite (2 points)."""
 check_gan_losses(discriminator_loss, generator_loss)
 ### BEGIN HIDDEN TESTS
-from autograder.day5_gan import hidden_gan_losses
+from solutions.day5_gan.hidden import hidden_gan_losses
 hidden_gan_losses(discriminator_loss, generator_loss)
 ### END HIDDEN TESTS
 
@@ -153,7 +153,7 @@ plt.show()
 """gan_train_step makes one D step then one G step, exactly (3 points)."""
 check_train_step(gan_train_step, discriminator_loss, generator_loss)
 ### BEGIN HIDDEN TESTS
-from autograder.day5_gan import hidden_train_step
+from solutions.day5_gan.hidden import hidden_train_step
 hidden_train_step(gan_train_step, discriminator_loss, generator_loss)
 ### END HIDDEN TESTS
 
@@ -214,7 +214,7 @@ print(", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
 """CondGenerator and CondDiscriminator use each sample's own label (2 points)."""
 check_conditional(CondGenerator, CondDiscriminator)
 ### BEGIN HIDDEN TESTS
-from autograder.day5_gan import hidden_conditional
+from solutions.day5_gan.hidden import hidden_conditional
 hidden_conditional(CondGenerator, CondDiscriminator)
 ### END HIDDEN TESTS
 
@@ -284,7 +284,7 @@ fig, ax = plt.subplots(figsize=(5, 12)); show_grid(ax, per_cluster.cpu(), title=
 """reparameterize and vae_loss follow the formulas (2 points)."""
 check_vae(reparameterize, vae_loss)
 ### BEGIN HIDDEN TESTS
-from autograder.day5_gan import hidden_vae
+from solutions.day5_gan.hidden import hidden_vae
 hidden_vae(reparameterize, vae_loss)
 ### END HIDDEN TESTS
 

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course import get_device, grading_mode, quick_mode
-from course.checks.day6 import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
+from course.checks.day6_dqn import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
                                 check_replay_buffer, check_select_action, check_target_update, check_td_targets)
 
 device = torch.device("cpu")  # tiny networks and one environment: the CPU is faster than a GPU here
@@ -99,7 +99,7 @@ print(f"random policy: mean return {statistics.mean(returns):.1f} over 20 episod
 """ReplayBuffer: capacity, dtypes, uniform sampling over filled slots, circular overwrite (2 points)."""
 check_replay_buffer(ReplayBuffer)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_replay_buffer
+from solutions.day6_dqn.hidden import hidden_replay_buffer
 hidden_replay_buffer(ReplayBuffer)
 ### END HIDDEN TESTS
 
@@ -118,7 +118,7 @@ hidden_replay_buffer(ReplayBuffer)
 """linear_epsilon falls linearly, then stays at the end value (1 point)."""
 check_epsilon(linear_epsilon)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_epsilon_schedule
+from solutions.day6_dqn.hidden import hidden_epsilon_schedule
 hidden_epsilon_schedule(linear_epsilon)
 ### END HIDDEN TESTS
 
@@ -129,7 +129,7 @@ hidden_epsilon_schedule(linear_epsilon)
 """select_action is ε-greedy, checked statistically (2 points)."""
 check_select_action(select_action)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_select_action
+from solutions.day6_dqn.hidden import hidden_select_action
 hidden_select_action(select_action)
 ### END HIDDEN TESTS
 
@@ -146,7 +146,7 @@ hidden_select_action(select_action)
 """QNetwork is the stated MLP (1 point)."""
 check_q_network(QNetwork)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_q_network
+from solutions.day6_dqn.hidden import hidden_q_network
 hidden_q_network(QNetwork)
 ### END HIDDEN TESTS
 
@@ -176,7 +176,7 @@ hidden_q_network(QNetwork)
 """TD targets mask terminal states and use the right networks (2 points)."""
 check_td_targets(td_targets, double_dqn_targets)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_td_target
+from solutions.day6_dqn.hidden import hidden_td_target
 hidden_td_target(td_targets, double_dqn_targets)
 ### END HIDDEN TESTS
 
@@ -199,7 +199,7 @@ hidden_td_target(td_targets, double_dqn_targets)
 """dqn_loss is the Huber loss of the taken actions; clip_reward clamps (2 points)."""
 check_dqn_loss(dqn_loss, clip_reward)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_dqn_loss
+from solutions.day6_dqn.hidden import hidden_dqn_loss
 hidden_dqn_loss(dqn_loss, clip_reward)
 ### END HIDDEN TESTS
 
@@ -227,7 +227,7 @@ axes[0].legend(); plt.show()
 """update_target: hard copy at τ = 1, Polyak average otherwise (1 point)."""
 check_target_update(update_target)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_target_update
+from solutions.day6_dqn.hidden import hidden_target_update
 hidden_target_update(update_target)
 ### END HIDDEN TESTS
 
@@ -247,7 +247,7 @@ hidden_target_update(update_target)
 """dqn_update takes exactly the stated gradient step, plain and Double DQN (3 points)."""
 check_dqn_update(dqn_update, td_targets, double_dqn_targets, dqn_loss)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_train
+from solutions.day6_dqn.hidden import hidden_train
 hidden_train(dqn_update, td_targets, double_dqn_targets, dqn_loss)
 ### END HIDDEN TESTS
 
@@ -339,7 +339,7 @@ if not grading_mode():
 """discounted_returns and reinforce_loss follow the formulas (2 points)."""
 check_reinforce(discounted_returns, reinforce_loss)
 ### BEGIN HIDDEN TESTS
-from autograder.day6_dqn import hidden_reinforce
+from solutions.day6_dqn.hidden import hidden_reinforce
 hidden_reinforce(discounted_returns, reinforce_loss)
 ### END HIDDEN TESTS
 

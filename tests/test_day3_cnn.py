@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder import day3_cnn as hidden
+from solutions.day3_cnn import hidden
 from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_size, check_dense_block,
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
-                           check_transfer)
+                           check_transfer, count_mult_adds)
 from solutions.day3_cnn import reference as ref
 from tests.mutation import exercise, exercise_tests
 
@@ -144,7 +144,7 @@ def test_cost_formulas_agree_with_counting_real_layers():
     for C, M, K, H in ((16, 32, 3, 14), (64, 128, 3, 7)):
         layer = ref.DepthwiseSeparableConv(C, M, K, padding=K // 2)
         madds, params = ref.conv_cost(C, M, K, H, H, depthwise_separable=True)
-        assert ref.count_mult_adds(layer, torch.zeros(1, C, H, H)) == madds
+        assert count_mult_adds(layer, torch.zeros(1, C, H, H)) == madds
         assert sum(p.numel() for p in layer.parameters()) == params
         std_madds, _ = ref.conv_cost(C, M, K, H, H)
         assert std_madds / madds == pytest.approx(1 / (1 / M + 1 / K ** 2))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import day1_optimization as hidden
+from solutions.day1_optimization import hidden
 from course.checks import check_init, check_minibatches, check_optimizer, check_schedule
 from solutions.day1_optimization import reference as ref
 from tests.mutation import mutate

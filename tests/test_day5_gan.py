@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder import day5_gan as hidden
-from course.checks.day5 import (check_conditional, check_discriminator, check_gan_losses, check_generator,
+from solutions.day5_gan import hidden
+from course.checks.day5_gan import (check_conditional, check_discriminator, check_gan_losses, check_generator,
                                 check_train_step, check_vae)
 from course.judge import frechet_distance, judge_samples, load_judge
+from solutions.day5_gan import experiment as exp
 from solutions.day5_gan import reference as ref
 from tests.mutation import exercise, exercise_tests, mutate
 
@@ -240,7 +241,7 @@ def test_train_gan_runs_and_records_history():
     from course.data import load_mnist
 
     X, y = load_mnist("train", full=False)
-    G, D, hist = ref.train_gan(X[:256], y[:256], ref.GANConfig(steps=6, batch_size=32), conditional=True,
+    G, D, hist = exp.train_gan(X[:256], y[:256], exp.GANConfig(steps=6, batch_size=32), conditional=True,
                                snapshot_every=3, progress=False)
     assert len(hist["d_loss"]) == 6 and all(torch.isfinite(torch.tensor(hist["d_loss"] + hist["g_loss"])))
     assert [s for s, _ in hist["snapshots"]] == [3, 6] and hist["snapshots"][0][1].shape == (64, 1, 28, 28)
@@ -252,10 +253,10 @@ def test_kmeans_finds_separated_groups_and_draw_clusters_follows_their_shares():
     centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     truth = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
     points = centres[truth] + 0.5 * torch.randn(100, 2, generator=g)
-    found = ref.kmeans(points, 3, seed=1)
+    found = exp.kmeans(points, 3, seed=1)
     # the same partition up to the clusters' numbering: each true group maps to one found cluster
     assert all(len(found[truth == t].unique()) == 1 for t in range(3)) and len(found.unique()) == 3
-    drawn = ref.draw_clusters(truth, 20000, 3, generator=g)
+    drawn = exp.draw_clusters(truth, 20000, 3, generator=g)
     share = torch.bincount(drawn, minlength=3).float() / 20000
     assert torch.allclose(share, torch.tensor([0.6, 0.3, 0.1]), atol=0.02)
 
@@ -264,8 +265,8 @@ def test_self_conditioned_gan_trains_on_more_clusters_than_digits():
     from course.data import load_mnist
 
     X, _ = load_mnist("train", full=False)
-    clusters = ref.kmeans(X[:256].flatten(1), 20, iters=5)
-    G, D, hist = ref.train_gan(X[:256], clusters, ref.GANConfig(steps=3, batch_size=32), conditional=True,
+    clusters = exp.kmeans(X[:256].flatten(1), 20, iters=5)
+    G, D, hist = exp.train_gan(X[:256], clusters, exp.GANConfig(steps=3, batch_size=32), conditional=True,
                                n_classes=20, progress=False)
     assert G.embed.num_embeddings == 20 and D.embed.num_embeddings == 20
-    assert ref.sample(G, torch.randn(5, 64), torch.tensor([0, 5, 10, 15, 19])).shape == (5, 1, 28, 28)
+    assert exp.sample(G, torch.randn(5, 64), torch.tensor([0, 5, 10, 15, 19])).shape == (5, 1, 28, 28)

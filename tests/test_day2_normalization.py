@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autograder import day2_normalization as hidden
+from solutions.day2_normalization import hidden
 from course.checks import (check_activations, check_batch_norm, check_batch_norm_backward, check_batchnorm2d,
                            check_dropout, check_group_norm, check_instance_norm, check_layer_norm, check_penalties)
 from solutions.day2_normalization import reference as ref

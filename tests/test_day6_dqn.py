@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import day6_dqn as hidden
-from course.checks.day6 import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
+from solutions.day6_dqn import hidden
+from course.checks.day6_dqn import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
                                 check_replay_buffer, check_select_action, check_target_update, check_td_targets)
+from solutions.day6_dqn import experiment as exp
 from solutions.day6_dqn import reference as ref
 from tests.mutation import exercise, exercise_tests, mutate
 
@@ -268,14 +269,14 @@ def test_dqn_update_not_charged_for_a_wrong_td_target():
 def test_buffer_on_the_training_path_stores_terminated_not_truncated():
     """The loop stores done = terminated: a time-limit truncation still bootstraps."""
     import inspect
-    src = inspect.getsource(ref.train_dqn)
+    src = inspect.getsource(exp.train_dqn)
     assert "buffer.add(obs, action, reward, next_obs, terminated)" in src
 
 
 def test_grading_mode_run_meets_the_stated_bar():
     """The notebook's grading run (10,000 steps, seed 0) reaches the best greedy return of 100 it states."""
     torch.set_num_threads(1)
-    log = ref.train_dqn(ref.DQNConfig(total_steps=10_000), seed=0)
+    log = exp.train_dqn(exp.DQNConfig(total_steps=10_000), seed=0)
     assert max(score for _, score in log["evals"]) >= 100, log["evals"]
     assert len(log["evals"]) == 4 and log["episode_returns"] and log["q_means"]
 
@@ -283,20 +284,20 @@ def test_grading_mode_run_meets_the_stated_bar():
 def test_evaluate_random_network_is_poor_and_deterministic():
     torch.manual_seed(0)
     net = ref.QNetwork(4, 2)
-    a, b = ref.evaluate(net, episodes=5), ref.evaluate(net, episodes=5)
+    a, b = exp.evaluate(net, episodes=5), exp.evaluate(net, episodes=5)
     assert a == b and a < 200
 
 
 def test_ablation_switches_change_the_loop():
     """no target network: the target is the online net itself; no replay: a memory of train_every steps."""
-    cfg = ref.DQNConfig(total_steps=1_300, learning_starts=500, train_every=256, gradient_steps=2, eval_every=10_000,
+    cfg = exp.DQNConfig(total_steps=1_300, learning_starts=500, train_every=256, gradient_steps=2, eval_every=10_000,
                         target_net=False, replay=False)
-    log = ref.train_dqn(cfg, seed=1)
+    log = exp.train_dqn(cfg, seed=1)
     assert log["steps"] == 1_300 and log["q_means"]
 
 
 def test_reinforce_learns_something():
     """After 80 episodes, REINFORCE's last 20 returns beat its first 20 (seed 0; a smoke test, not a quality bar)."""
-    history = ref.train_reinforce(episodes=80, lr=1e-2)
+    history = exp.train_reinforce(episodes=80, lr=1e-2)
     assert len(history) == 80
     assert sum(history[-20:]) > 1.5 * sum(history[:20]), history

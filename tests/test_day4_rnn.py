@@ -6,10 +6,11 @@ import math
 import torch
 from torch import nn
 
-from autograder import day4_rnn as hidden
-from course.checks.day4 import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
+from solutions.day4_rnn import hidden
+from course.checks.day4_rnn import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
                                 check_lstm_cell, check_multi_head_attention, check_positional_encoding,
                                 check_rnn_cell, check_seq2seq)
+from solutions.day4_rnn import experiment as exp
 from solutions.day4_rnn import reference as ref
 from tests.mutation import exercise, exercise_tests
 
@@ -104,9 +105,9 @@ MUTANTS = [
 def test_clipping_tames_the_exploding_gradient_experiment():
     """The notebook's claim: without clipping the adding-problem RNN blows up (nan/inf) within
     100 steps; clipping the global norm at 1.0 keeps every step finite."""
-    unclipped, norms = ref.exploding_gradients(None, steps=100)
+    unclipped, norms = exp.exploding_gradients(None, steps=100)
     assert not all(math.isfinite(v) for v in unclipped) and max(norms) > 1e6
-    clipped, _ = ref.exploding_gradients(1.0, steps=100)
+    clipped, _ = exp.exploding_gradients(1.0, steps=100)
     assert all(math.isfinite(v) for v in clipped) and max(clipped) < 10
 
 
@@ -117,13 +118,13 @@ def test_bptt_trains_binary_addition_to_100_percent():
     p = {"W_in": torch.randn(2, H, generator=g, dtype=torch.float64), "W": torch.randn(H, H, generator=g, dtype=torch.float64) * 0.5,
          "W_out": torch.randn(H, 1, generator=g, dtype=torch.float64), "b": torch.zeros(H, dtype=torch.float64),
          "c": torch.zeros(1, dtype=torch.float64)}
-    for _ in range(ref.BPTT_STEPS):
-        xs, ds, _, _ = ref.binary_addition_data(32, generator=g)
+    for _ in range(exp.BPTT_STEPS):
+        xs, ds, _, _ = exp.binary_addition_data(32, generator=g)
         _, grads = ref.rnn_bptt(xs, ds, *p.values())
         for k in p:
-            p[k] -= ref.BPTT_LR * grads[k] / 32
-    xs, ds, _, _ = ref.binary_addition_data(1000, generator=torch.Generator().manual_seed(99))
-    assert ref.bptt_accuracy(xs, ds, p) == 1.0
+            p[k] -= exp.BPTT_LR * grads[k] / 32
+    xs, ds, _, _ = exp.binary_addition_data(1000, generator=torch.Generator().manual_seed(99))
+    assert exp.bptt_accuracy(xs, ds, p) == 1.0
 
 
 # ---------------------------------------------------------------- correct, differently written versions

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from autograder.hidden import run_hidden as _run
-from course.checks.day6 import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
+from course.checks.day6_dqn import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
                                 check_replay_buffer, check_select_action, check_target_update, check_td_targets)
 
 # The bug planted in the bundled "buggy" sample: bootstrapping through terminal states.

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from autograder.hidden import run_hidden as _run
-from course.checks.day5 import (check_conditional, check_discriminator, check_gan_losses, check_generator,
+from course.checks.day5_gan import (check_conditional, check_discriminator, check_gan_losses, check_generator,
                                 check_train_step, check_vae)
 
 # The bug planted in the bundled "buggy" sample: the saturating minimax generator loss.

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from autograder.hidden import run_hidden as _run
-from course.checks.day4 import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
+from course.checks.day4_rnn import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
                                 check_lstm_cell, check_multi_head_attention, check_positional_encoding,
                                 check_rnn_cell, check_seq2seq)
 
