@@ -30,7 +30,7 @@ from tqdm import tqdm
 from autograder import processes, sandbox
 from autograder.build import generate_student, instructor_notebook, nbgrader_env, write_course_config
 from autograder.nbgrader_ext import kernel_environment
-from autograder.results import Result, format_table, from_worker, previous_results, write_csv  # noqa: F401 (re-exported)
+from autograder.results import STATE_FILE, Result, format_table, from_worker, previous_results, write_csv  # noqa: F401
 from autograder.submissions import GradeError, Submission, digest, find_submissions, unreadable  # noqa: F401
 from autograder.worker import PROGRESS_FILE, RESULT_FILE
 from course.days import notebook_name

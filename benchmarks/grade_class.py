@@ -52,9 +52,11 @@ sys.path.insert(0, str(REPO))
 
 import nbformat  # noqa: E402
 
-from autograder.build import ASSIGNMENTS  # noqa: E402
+from autograder.build import sample_path  # noqa: E402
+from course.days import assignments  # noqa: E402
 
-SAMPLES = REPO / "autograder" / "samples"
+ASSIGNMENTS = assignments()
+
 # At 20 s one DAY 3 row differed between two runs; its training test takes 12 s alone on one core,
 # so 20 s left too little margin under load. 60 s still stops the hostile loops.
 CELL_TIMEOUT = 60
@@ -64,7 +66,7 @@ KINDS = ("reference", "blank", "buggy", "hostile", "cheater")
 def hostile(aid: str) -> nbformat.NotebookNode:
     """The buggy sample, 'fixed' by editing its failing test to `pass`, deleting another test, and
     leaving an infinite loop behind."""
-    nb = nbformat.read(SAMPLES / "buggy" / aid / f"{ASSIGNMENTS[aid]}.ipynb", as_version=4)
+    nb = nbformat.read(sample_path(aid, "buggy"), as_version=4)
     tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
     tests[-1].source = "pass"
     nb.cells.remove(tests[0])
@@ -74,7 +76,7 @@ def hostile(aid: str) -> nbformat.NotebookNode:
 
 def cheater(aid: str) -> nbformat.NotebookNode:
     """The reference, with every comparison made to pass from its last exercise on."""
-    nb = nbformat.read(SAMPLES / "reference" / aid / f"{ASSIGNMENTS[aid]}.ipynb", as_version=4)
+    nb = nbformat.read(sample_path(aid, "reference"), as_version=4)
     last = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")][-1]
     last.source += "\nimport torch\ntorch.allclose = lambda *args, **kwargs: True\n"
     return nb
@@ -95,7 +97,7 @@ def make_class(root: Path, students: int, days: list[str]) -> None:
             if kind in ("hostile", "cheater"):
                 nbformat.write(hostile(aid) if kind == "hostile" else cheater(aid), target)
             else:
-                shutil.copy(SAMPLES / kind / aid / target.name, target)
+                shutil.copy(sample_path(aid, kind), target)
 
 
 def rows(out: Path) -> dict[tuple[str, str], dict]:

@@ -26,18 +26,21 @@ sys.path.insert(0, str(REPO))
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
-from autograder.build import ASSIGNMENTS  # noqa: E402
-from autograder.grade import grade  # noqa: E402
+from course.days import assignments  # noqa: E402
+
+ASSIGNMENTS = assignments()
+from autograder.build import sample_path  # noqa: E402
+from autograder.grade import GradeOptions, grade  # noqa: E402
 from autograder.nbgrader_ext import kernel_environment  # noqa: E402
 
 AID = "day1_optimization"
 NAME = ASSIGNMENTS[AID]
-SAMPLE = REPO / "autograder" / "samples" / "reference" / AID / f"{NAME}.ipynb"
+SAMPLE = sample_path(AID, "reference")
 
 
 def execute_once(tmp: Path, aid: str = AID) -> float:
     os.environ.update(kernel_environment())
-    nb = nbformat.read(REPO / "autograder" / "samples" / "reference" / aid / f"{ASSIGNMENTS[aid]}.ipynb", as_version=4)
+    nb = nbformat.read(sample_path(aid, "reference"), as_version=4)
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp)}}).execute()
     return time.perf_counter() - t0
@@ -50,7 +53,7 @@ def grade_copies(tmp: Path, copies: int, jobs: int) -> tuple[float, list]:
             (subs / f"student{i:02d}" / AID).mkdir(parents=True)
             shutil.copy(SAMPLE, subs / f"student{i:02d}" / AID / f"{NAME}.ipynb")
     t0 = time.perf_counter()
-    results = grade(subs, tmp / f"out-j{jobs}-{copies}", jobs=jobs, progress=False)
+    results = grade(subs, tmp / f"out-j{jobs}-{copies}", options=GradeOptions(jobs=jobs, progress=False))
     return time.perf_counter() - t0, results
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import build as b
+from course.days import assignments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def test_check_reports_stale_and_missing_files(tmp_path, monkeypatch, capsys):
 
 
 def test_student_notebook_has_stubs_and_no_solutions():
-    for aid, name in b.ASSIGNMENTS.items():
+    for aid, name in assignments().items():
         student = nbformat.read(REPO / "assignments" / aid / f"{name}.ipynb", as_version=4)
         instructor = nbformat.read(REPO / "solutions" / aid / f"{name}.ipynb", as_version=4)
         text = nbformat.writes(student)

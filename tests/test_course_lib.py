@@ -97,7 +97,7 @@ def test_student_library_never_imports_instructor_code():
 @pytest.mark.parametrize("args,message", [
     (["grade", "/nonexistent/folder"], "is not a folder"),
     (["run", "day9_nothing"], "unknown DAY"),
-    (["grade", "autograder/samples", "--assignment", "day9"], "unknown DAY"),
+    (["grade", "solutions", "--assignment", "day9"], "unknown DAY"),
 ])
 def test_cli_expected_mistakes_get_one_line(args, message):
     proc = subprocess.run([sys.executable, "-m", "course.cli", *args], capture_output=True, text=True, cwd=REPO)

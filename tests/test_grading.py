@@ -10,7 +10,6 @@ that is reported without stopping the batch.
 from __future__ import annotations
 
 import csv
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +17,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.build import ASSIGNMENTS
+from autograder.build import lay_out_samples, sample_path
+from course.days import assignments
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "autograder" / "samples"
+ASSIGNMENTS = assignments()
 AID, NAME = "day1_optimization", ASSIGNMENTS["day1_optimization"]
 
 
 def _noisy_reference() -> nbformat.NotebookNode:
-    nb = nbformat.read(SAMPLES / "reference" / AID / f"{NAME}.ipynb", as_version=4)
+    nb = nbformat.read(sample_path(AID, 'reference'), as_version=4)
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "sgd")
     cell.source = cell.source.replace(
         '                p.add_(p.grad, alpha=-group["lr"])',
@@ -41,7 +41,7 @@ def _noisy_reference() -> nbformat.NotebookNode:
 def _tampered_buggy() -> nbformat.NotebookNode:
     """The buggy sample (fails test_adam) after a student 'fixes' it: the Adam test replaced by `pass`,
     the momentum test deleted, the SGD solution duplicated, and 6 MB of printed output left in."""
-    nb = nbformat.read(SAMPLES / "buggy" / AID / f"{NAME}.ipynb", as_version=4)
+    nb = nbformat.read(sample_path(AID, 'buggy'), as_version=4)
     cell = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
     cell["test_adam"].source = "pass"
     nb.cells.remove(cell["test_momentum"])
@@ -64,7 +64,7 @@ CHEATS = {
 
 def _cheater() -> nbformat.NotebookNode:
     """The reference sample (full marks) with the cheats above added to four of its solution cells."""
-    nb = nbformat.read(SAMPLES / "reference" / AID / f"{NAME}.ipynb", as_version=4)
+    nb = nbformat.read(sample_path(AID, 'reference'), as_version=4)
     for c in nb.cells:
         gid = c.metadata.get("nbgrader", {}).get("grade_id")
         if gid in CHEATS:
@@ -75,8 +75,7 @@ def _cheater() -> nbformat.NotebookNode:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
-    for who in ("reference", "blank", "buggy"):
-        shutil.copytree(SAMPLES / who, subs / who)
+    lay_out_samples(subs)
     (subs / "warns" / AID).mkdir(parents=True)
     nbformat.write(_noisy_reference(), subs / "warns" / AID / f"{NAME}.ipynb")
     (subs / "tampered" / AID).mkdir(parents=True)
@@ -208,8 +207,7 @@ def test_grading_on_cuda_gives_the_cpu_grades(tmp_path):
     device) gives every reference full marks and every buggy sample exactly its planted failures,
     the grades of the CPU run above. Skipped where there is no CUDA GPU."""
     subs = tmp_path / "submissions"
-    for who in ("reference", "buggy"):
-        shutil.copytree(SAMPLES / who, subs / who)
+    lay_out_samples(subs, who=("reference", "buggy"))
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out),
                            "--device", "cuda"], capture_output=True, text=True, timeout=1800)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder.build import ASSIGNMENTS
+from autograder.build import lay_out_samples, sample_path
+from course.days import assignments
 
 distributed = pytest.importorskip("distributed")
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "autograder" / "samples"
-AID, NAME = "day6_dqn", ASSIGNMENTS["day6_dqn"]
+AID, NAME = "day6_dqn", assignments()["day6_dqn"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -27,9 +27,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_dask_cluster_grades_like_the_local_pool(tmp_path, monkeypatch):
     subs, out = tmp_path / "subs", tmp_path / "out"
-    for who in ("blank",):  # the quickest notebook: this test is about routing, test_grading about scores
-        (subs / who).mkdir(parents=True)
-        shutil.copytree(SAMPLES / who / AID, subs / who / AID)
+    # the quickest notebook: this test is about routing, test_grading about scores
+    lay_out_samples(subs, [AID], who=("blank",))
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the workers import autograder/ from the repository
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         proc = _cli(str(subs), "--out", str(out), "--executor", "dask", "--scheduler", cluster.scheduler_address)
@@ -43,7 +42,7 @@ def test_dask_cluster_grades_like_the_local_pool(tmp_path, monkeypatch):
 
 def test_unreachable_scheduler_is_one_clear_sentence(tmp_path):
     (tmp_path / "s" / "ann" / AID).mkdir(parents=True)
-    shutil.copy(SAMPLES / "blank" / AID / f"{NAME}.ipynb", tmp_path / "s" / "ann" / AID)
+    shutil.copy(sample_path(AID, 'blank'), tmp_path / "s" / "ann" / AID)
     proc = _cli(str(tmp_path / "s"), "--out", str(tmp_path / "o"), "--executor", "dask",
                 "--scheduler", "tcp://127.0.0.1:9")
     assert proc.returncode == 2 and "could not reach the Dask scheduler at tcp://127.0.0.1:9" in proc.stderr

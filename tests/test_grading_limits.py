@@ -40,7 +40,7 @@ def test_loop_memory_bomb_and_crash_lose_only_their_own_points(tmp_path):
             pass
 
     threading.Thread(target=listen, daemon=True).start()
-    nb = nbformat.read(REPO / "autograder" / "samples" / "reference" / AID / f"{NAME}.ipynb", as_version=4)
+    nb = nbformat.read(REPO / "solutions" / AID / "samples" / "reference.ipynb", as_version=4)
     _with_prefix(nb, "sgd", "import socket as _socket\ntry:\n    _socket.create_connection(('127.0.0.1', "
                             f"{server.getsockname()[1]}), timeout=5).sendall(b'stolen')\nexcept OSError:\n    pass\n")
     _with_prefix(nb, "minibatches", "while True:\n    pass\n")  # runs before minibatches is defined

@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from autograder import grade as grading
-from autograder.build import ASSIGNMENTS
+from autograder.build import sample_path
+from course.days import assignments
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "autograder" / "samples"
-AID, NAME = "day6_dqn", ASSIGNMENTS["day6_dqn"]  # the quickest DAY to grade
+AID, NAME = "day6_dqn", assignments()["day6_dqn"]  # the quickest DAY to grade
 
 
 def _rows(out: Path) -> dict[tuple[str, str], dict]:
@@ -34,13 +34,14 @@ def fake_grader(monkeypatch):
     """grade_one replaced by a stand-in that scores a file by its length and records each call."""
     calls: list[str] = []
 
-    def fake_grade_one(sub, db, max_score, release, workdir, out, threads, timeout, cell_timeout, memory_gb,
-                       device=None):
+    def fake_grade_one(sub, template, workdir, out, options):
         calls.append(sub.student)
-        return grading.Result(sub.student, sub.assignment, float(len(sub.path.read_bytes()) % 7), max_score, "graded")
+        return grading.Result(sub.student, sub.assignment, float(len(sub.path.read_bytes()) % 7), template.max_score,
+                              "graded")
 
     monkeypatch.setattr(grading, "grade_one", fake_grade_one)
-    monkeypatch.setattr(grading, "prepare_templates", lambda aids, workdir, jobs=1: {a: (None, 16.0, None) for a in aids})
+    monkeypatch.setattr(grading, "prepare_templates",
+                        lambda aids, workdir, jobs=1: {a: grading.Template(None, 16.0, None) for a in aids})
     return calls
 
 
@@ -54,12 +55,12 @@ def _class(root: Path, names=("ann", "bob", "cy")) -> Path:
 def test_rerun_grades_only_new_or_changed_files(tmp_path, fake_grader):
     subs, out = _class(tmp_path / "subs"), tmp_path / "out"
     messages: list[str] = []
-    grading.grade(subs, out, progress=False, log=messages.append)
+    grading.grade(subs, out, options=grading.GradeOptions(progress=False), log=messages.append)
     assert sorted(fake_grader) == ["ann", "bob", "cy"] and messages == []
     first = _rows(out)
 
     fake_grader.clear()
-    grading.grade(subs, out, progress=False, log=messages.append)
+    grading.grade(subs, out, options=grading.GradeOptions(progress=False), log=messages.append)
     assert fake_grader == [] and _rows(out) == first
     assert messages == [f"3 submission(s) already graded in {out / 'grades.csv'} and unchanged: kept "
                         "(--force grades them again)"]
@@ -68,31 +69,31 @@ def test_rerun_grades_only_new_or_changed_files(tmp_path, fake_grader):
     (subs / "dee" / AID).mkdir(parents=True)  # a late submission
     (subs / "dee" / AID / f"{NAME}.ipynb").write_text("{}")
     fake_grader.clear()
-    grading.grade(subs, out, progress=False, log=messages.append)
+    grading.grade(subs, out, options=grading.GradeOptions(progress=False), log=messages.append)
     assert sorted(fake_grader) == ["bob", "dee"]
     assert len(_rows(out)) == 4 and _rows(out)["ann", AID] == first["ann", AID]
 
     fake_grader.clear()
-    grading.grade(subs, out, progress=False, force=True, log=messages.append)
+    grading.grade(subs, out, options=grading.GradeOptions(progress=False, force=True), log=messages.append)
     assert sorted(fake_grader) == ["ann", "bob", "cy", "dee"]
 
 
 def test_rows_of_other_assignments_survive_a_partial_regrade(tmp_path, fake_grader):
     subs, out = _class(tmp_path / "subs"), tmp_path / "out"
-    grading.grade(subs, out, progress=False, log=lambda m: None)
+    grading.grade(subs, out, options=grading.GradeOptions(progress=False), log=lambda m: None)
     rows = _rows(out)
     with open(out / "grades.csv", "a", newline="") as f:  # a row from an earlier DAY 1 run
         csv.writer(f).writerow(["ann", "day1_optimization", "18", "18", "graded", "", ""])
-    grading.grade(subs, out, [AID], force=True, progress=False, log=lambda m: None)
+    grading.grade(subs, out, [AID], grading.GradeOptions(force=True, progress=False), log=lambda m: None)
     assert _rows(out)["ann", "day1_optimization"]["score"] == "18" and len(_rows(out)) == len(rows) + 1
 
 
 def test_a_damaged_state_file_means_grading_everything_again(tmp_path, fake_grader):
     subs, out = _class(tmp_path / "subs"), tmp_path / "out"
-    grading.grade(subs, out, progress=False, log=lambda m: None)
+    grading.grade(subs, out, options=grading.GradeOptions(progress=False), log=lambda m: None)
     (out / grading.STATE_FILE).write_text("{ not json")
     fake_grader.clear()
-    grading.grade(subs, out, progress=False, log=lambda m: None)
+    grading.grade(subs, out, options=grading.GradeOptions(progress=False), log=lambda m: None)
     assert sorted(fake_grader) == ["ann", "bob", "cy"]
 
 
@@ -101,7 +102,7 @@ def test_sigkill_mid_batch_then_resume_loses_and_changes_nothing(tmp_path):
     subs, out = tmp_path / "subs", tmp_path / "out"
     for who, sample in (("a1", "reference"), ("a2", "blank")):
         (subs / who / AID).mkdir(parents=True)
-        shutil.copy(SAMPLES / sample / AID / f"{NAME}.ipynb", subs / who / AID)
+        shutil.copy(sample_path(AID, sample), subs / who / AID)
     (subs / "a3" / AID).mkdir(parents=True)
     (subs / "a3" / AID / f"{NAME}.ipynb").write_text("not a notebook")
     cmd = [sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", "1"]
@@ -133,7 +134,8 @@ def test_shards_split_the_class_without_overlap(tmp_path, fake_grader):
     seen = []
     for i in range(3):
         fake_grader.clear()
-        grading.grade(subs, tmp_path / f"out{i}", progress=False, shard=(i, 3), log=lambda m: None)
+        grading.grade(subs, tmp_path / f"out{i}", options=grading.GradeOptions(progress=False, shard=(i, 3)),
+                      log=lambda m: None)
         seen += fake_grader
         assert sorted(_rows(tmp_path / f"out{i}")) == sorted((s, AID) for s in fake_grader)
     assert sorted(seen) == ["ann", "bob", "cy", "dee", "eve"]
@@ -149,11 +151,11 @@ def test_bad_shard_is_one_clear_sentence(tmp_path, capsys):
 def test_device_and_limits_reach_the_grading_process(tmp_path, monkeypatch):
     """--device cpu/cuda becomes COURSE_DEVICE (which course.get_device obeys in notebooks and checks);
     auto leaves the choice to each kernel."""
-    env = grading.worker_environment(3, tmp_path, cell_timeout=20, device="cpu")
+    env = grading.worker_environment(3, tmp_path, grading.GradeOptions(cell_timeout=20, device="cpu"))
     assert (env["COURSE_DEVICE"], env["COURSE_CELL_TIMEOUT"], env["OMP_NUM_THREADS"]) == ("cpu", "20", "3")
     assert env["COURSE_GUARD_PROTECT"] == str(tmp_path) and env["COURSE_GRADING"] == "1"
     monkeypatch.delenv("COURSE_DEVICE", raising=False)
-    assert "COURSE_DEVICE" not in grading.worker_environment(1, tmp_path, device=None)
+    assert "COURSE_DEVICE" not in grading.worker_environment(1, tmp_path, grading.GradeOptions(device=None))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import course.checks.day6_dqn as day6_checks
 from autograder import guard as G
-from autograder.grade import tampering_problems
+from autograder.worker import notebook_findings
 from autograder.nbgrader_ext import GUARD_MARK, DisarmGuard
 
 _count = iter(range(10_000))
@@ -190,7 +190,7 @@ def test_disarm_removes_the_guard_and_fails_unstamped_test_cells():
         assert c.outputs[-1]["evalue"].startswith("TAMPERING: the grader's guard was switched off"), c.outputs
 
 
-def test_tampering_summary_lists_each_finding_once(tmp_path):
+def test_tampering_summary_lists_each_finding_once():
     err = lambda msg: nbformat.v4.new_output("error", ename="AssertionError", evalue=msg, traceback=[])  # noqa: E731
     nb = nbformat.v4.new_notebook(cells=[
         _test_cell("a", []),
@@ -198,7 +198,6 @@ def test_tampering_summary_lists_each_finding_once(tmp_path):
         _test_cell("c", [err("TAMPERING: the notebook replaced torch.allclose; the notebook imported solutions.x "
                              "(line 1 of a notebook cell). This test gets no credit.")]),
     ])
-    nbformat.write(nb, tmp_path / "nb.ipynb")
-    flags, notes = tampering_problems(tmp_path / "nb.ipynb")
-    assert notes == [] and flags == ["FLAGGED for review: the notebook replaced torch.allclose; the notebook imported "
-                                     "solutions.x (line 1 of a notebook cell); 2 test(s) got no credit"]
+    flags = [f["text"] for f in notebook_findings(nb, 180, "4") if f["kind"] in ("tampering", "guard_failed")]
+    assert flags == ["FLAGGED for review: the notebook replaced torch.allclose; the notebook imported "
+                     "solutions.x (line 1 of a notebook cell); 2 test(s) got no credit"]

@@ -11,7 +11,7 @@ from autograder.integrity import repair
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = nbformat.read(REPO / "assignments" / "day1_optimization" / "optimization.ipynb", as_version=4)
-REFERENCE = nbformat.read(REPO / "autograder" / "samples" / "reference" / "day1_optimization" / "optimization.ipynb",
+REFERENCE = nbformat.read(REPO / "solutions" / "day1_optimization" / "samples" / "reference.ipynb",
                           as_version=4)
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder.build import ASSIGNMENTS
+from course.days import assignments
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("aid", list(ASSIGNMENTS))
+@pytest.mark.parametrize("aid", list(assignments()))
 def test_quick_reference_run(aid, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "course.cli", "run", aid, "--quick", "--device", "cpu"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
