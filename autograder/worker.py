@@ -120,6 +120,7 @@ def grade(aid: str, student: str, name: str, release: Path) -> tuple[dict, Exit]
     feedback = api.generate_feedback(aid, student, force=True)
     html = Path("feedback") / student / aid / f"{name}.html"
     if feedback.get("success") and html.exists():
+        html.write_text(nbgrader_ext.make_offline(html.read_text(encoding="utf-8")), encoding="utf-8")
         result["feedback"] = str(html)
         return result, Exit.DONE if not result["error"] else Exit.AUTOGRADE_FAILED
     print(feedback.get("log", ""), flush=True)
