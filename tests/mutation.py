@@ -1,10 +1,17 @@
-"""Make realistic buggy versions of reference code by editing its source text."""
+"""Make realistic buggy versions of reference code by editing its source text, and prove that the
+hidden tests' verdicts on them (and on the reference and correct variants) never depend on the seed."""
 from __future__ import annotations
 
 import inspect
 import itertools
 import linecache
+import secrets
 import textwrap
+
+from autograder.hidden import seeded
+
+# Fresh seeds every hidden test is run on, one at a time, by the seed sweep.
+SWEEP_SEEDS = 200
 
 _counter = itertools.count()
 
@@ -78,3 +85,41 @@ def exercise_tests(ref, exercises: dict, mutants: list, variants: list) -> dict:
 
     return {f.__name__: f for f in (test_reference_passes, test_mutant_is_caught, test_every_exercise_has_two_mutants,
                                     test_correct_variant_passes)}
+
+
+def seed_sweep(hidden_test, correct: dict[str, object], wrong: dict[str, object], seeds: int = SWEEP_SEEDS) -> None:
+    """Run ``hidden_test`` on ``seeds`` fresh seeds, one seed per call (autograder.hidden.seeded): every
+    ``correct`` implementation must pass on every seed, every ``wrong`` one must fail on every seed.
+    The seeds are new at each run; a failure names the seed, so it can be replayed."""
+    __tracebackhide__ = True
+    for seed in (secrets.randbelow(2**31) for _ in range(seeds)):
+        with seeded(seed):
+            for label, objs in correct.items():
+                try:
+                    hidden_test(objs)
+                except AssertionError as e:
+                    raise AssertionError(f"{label} fails the hidden test on seed {seed}: {e}") from None
+            for label, objs in wrong.items():
+                try:
+                    hidden_test(objs)
+                except AssertionError:
+                    continue
+                raise AssertionError(f"mutant '{label}' passes the hidden test on seed {seed}")
+
+
+def seed_sweep_tests(ref, exercises: dict, mutants: list, variants: list, seeds: dict[str, int] | None = None) -> dict:
+    """The seed-sweep test of one DAY, parametrized by grade_id: the reference and every correct variant
+    pass the hidden test on each of :data:`SWEEP_SEEDS` fresh seeds, and every mutant fails on each.
+    ``seeds`` lowers the count for the grade_ids named (hidden tests that train or sample at length)."""
+    import pytest
+
+    @pytest.mark.parametrize("gid", list(exercises))
+    def test_no_verdict_depends_on_the_seed(gid):
+        _, hidden_test, objs = exercises[gid]
+        correct = {"the reference": objs} | {f"correct variant {i}": dict(objs, **v) for i, (g, v) in
+                                            enumerate(variants) if g == gid}
+        wrong = {name: dict(objs, **{target: mutate(getattr(ref, target), repl)})
+                 for g, name, target, repl, _ in mutants if g == gid}
+        seed_sweep(hidden_test, correct, wrong, (seeds or {}).get(gid, SWEEP_SEEDS))
+
+    return {"test_no_verdict_depends_on_the_seed": test_no_verdict_depends_on_the_seed}

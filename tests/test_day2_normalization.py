@@ -8,7 +8,7 @@ from solutions.day2_normalization import hidden
 from course.checks import (check_activations, check_batch_norm, check_batch_norm_backward, check_batchnorm2d,
                            check_dropout, check_group_norm, check_instance_norm, check_layer_norm, check_penalties)
 from solutions.day2_normalization import reference as ref
-from tests.mutation import exercise_tests
+from tests.mutation import exercise_tests, seed_sweep_tests
 
 ACTS = dict(sigmoid=ref.sigmoid, tanh=ref.tanh, relu=ref.relu, leaky_relu=ref.leaky_relu, softmax=ref.softmax)
 
@@ -193,3 +193,6 @@ VARIANTS = [
 
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
+SWEEP_SEEDS = {'batch_norm_backward': 12, 'dropout': 4, 'weight_penalties': 10}
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))

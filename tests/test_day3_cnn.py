@@ -11,7 +11,7 @@ from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
                            check_transfer, count_mult_adds)
 from solutions.day3_cnn import reference as ref
-from tests.mutation import exercise, exercise_tests
+from tests.mutation import exercise, exercise_tests, seed_sweep_tests
 
 
 def _ex(check, hidden_test, names):
@@ -121,6 +121,8 @@ MUTANTS = [
      [("return torch.cat(features, dim=1)", "return torch.cat(features[::-1], dim=1)")], "input first"),
     ("simple_cnn", "softmax applied in forward", "SimpleCNN",
      [("return self.head(self.features(x))", "return self.head(self.features(x)).softmax(dim=1)")], "raw logits"),
+    ("simple_cnn", "log_softmax applied in forward", "SimpleCNN",
+     [("return self.head(self.features(x))", "return self.head(self.features(x)).log_softmax(dim=1)")], "raw logits"),
     ("simple_cnn", "Linear sized for no pooling", "SimpleCNN",
      [("nn.Linear(2 * w * 7 * 7, 128)", "nn.Linear(2 * w * 28 * 28, 128)")], "mat1 and mat2"),
     ("simple_cnn", "final layer has a fixed 10 outputs", "SimpleCNN",
@@ -288,3 +290,6 @@ VARIANTS = [
 
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
+SWEEP_SEEDS = {'conv2d': 40, 'simple_cnn': 1, 'transfer': 8, 'dense_block': 100}
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))

@@ -12,7 +12,7 @@ from course.checks.day4_rnn import (check_attention, check_bidirectional, check_
                                 check_rnn_cell, check_seq2seq)
 from solutions.day4_rnn import experiment as exp
 from solutions.day4_rnn import reference as ref
-from tests.mutation import exercise, exercise_tests
+from tests.mutation import exercise, exercise_tests, seed_sweep_tests
 
 
 def _ex(check, hidden_test, names):
@@ -247,6 +247,17 @@ def _pe_variant(T, D):
     return pe
 
 
+def _pe_tutorial_float32(T, D):
+    """The PyTorch tutorial's formula, all in float32 (exp of a scaled log): its angles carry float32
+    rounding, which the check's tolerance must allow for every T, D and seed."""
+    position = torch.arange(T).unsqueeze(1).float()
+    div_term = torch.exp(torch.arange(0, D, 2).float() * (-math.log(10000.0) / D))
+    pe = torch.zeros(T, D)
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term[: D // 2])
+    return pe
+
+
 def _greedy_variant(encoder, decoder, src, max_len):
     enc_outputs, h = encoder(src)
     y = torch.full((src.shape[0],), ref.BOS, dtype=torch.long)
@@ -269,9 +280,13 @@ VARIANTS = [
     ("attention", {"scaled_dot_product_attention": _sdpa_variant, "AdditiveAttention": ref.AdditiveAttention}),
     ("multi_head_attention", {"MultiHeadAttention": _MHAVariant}),
     ("positional_encoding", {"positional_encoding": _pe_variant}),
+    ("positional_encoding", {"positional_encoding": _pe_tutorial_float32}),
     ("seq2seq", {"Encoder": ref.Encoder, "AttnDecoder": ref.AttnDecoder, "greedy_decode": _greedy_variant}),
 ]
 
 
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
+SWEEP_SEEDS = {'seq2seq': 100}
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))

@@ -12,7 +12,7 @@ from course.checks.day5_gan import (check_conditional, check_discriminator, chec
 from course.judge import frechet_distance, judge_samples, load_judge
 from solutions.day5_gan import experiment as exp
 from solutions.day5_gan import reference as ref
-from tests.mutation import exercise, exercise_tests, mutate
+from tests.mutation import exercise, exercise_tests, mutate, seed_sweep_tests
 
 
 def _ex(check, hidden_test, names):
@@ -196,6 +196,9 @@ VARIANTS = [
 
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
+SWEEP_SEEDS = {'generator': 20, 'conditional': 15, 'train_step': 40, 'discriminator': 100}
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))
 
 
 def test_train_step_is_not_blamed_for_a_wrong_loss():

@@ -10,7 +10,7 @@ from course.checks.day6_dqn import (check_dqn_loss, check_dqn_update, check_epsi
                                 check_replay_buffer, check_select_action, check_target_update, check_td_targets)
 from solutions.day6_dqn import experiment as exp
 from solutions.day6_dqn import reference as ref
-from tests.mutation import exercise, exercise_tests, mutate
+from tests.mutation import exercise, exercise_tests, mutate, seed_sweep_tests
 
 
 def _ex(check, hidden_test, names):
@@ -250,6 +250,9 @@ VARIANTS = [
 ]
 
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
+SWEEP_SEEDS = {'replay_buffer': 4, 'select_action': 2, 'reinforce': 30, 'train': 60}
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))
 
 
 def test_dqn_update_not_charged_for_a_wrong_td_target():

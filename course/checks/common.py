@@ -41,8 +41,9 @@ def call_student(fn, *args, what: str, hint: str = "", **kwargs):
         _fail(f"{what} raised {type(e).__name__}: {e}. {hint}".strip())
 
 
-def compare(got, want: torch.Tensor, what: str, *, atol: float, rtol: float, hint: str = "") -> float:
-    """Fail unless tensor ``got`` equals ``want`` within ``atol + rtol·|want|``; return the max error."""
+def compare(got, want: torch.Tensor, what: str, *, atol, rtol: float, hint: str = "", tol_text: str = "") -> float:
+    """Fail unless tensor ``got`` equals ``want`` within ``atol + rtol·|want|``; return the max error.
+    ``atol`` may be a tensor (one bound per entry); ``tol_text`` then says in words what it is."""
     __tracebackhide__ = True
     if not torch.is_tensor(got):
         _fail(f"{what} returned {type(got).__name__}, expected a tensor of shape {tuple(want.shape)}.")
@@ -59,7 +60,7 @@ def compare(got, want: torch.Tensor, what: str, *, atol: float, rtol: float, hin
         idx = tuple(int(i) for i in torch.nonzero(err > bound)[0])
         _fail(f"{what}: max abs err {err.max().item():.2e}; first bad entry at index {idx}: "
               f"yours {got[idx].item():.6g}, expected {want[idx].item():.6g} "
-              f"(tolerance {atol:g} + {rtol:g}·|expected|). {hint}".strip())
+              f"(tolerance {tol_text or f'{atol:g} + {rtol:g}·|expected|'}). {hint}".strip())
     return err.max().item() if err.numel() else 0.0
 
 

@@ -279,6 +279,23 @@ def _nets(obs_dim: int, n_actions: int, seed: int):
     return nets
 
 
+def _where_nets_disagree(next_obs, dones, q_net, target_net, g, need: int = 4):
+    """``next_obs``/``dones`` with their first ``need`` rows replaced by non-terminal next states on which
+    the online and the target network choose different actions. There Double DQN's target differs from
+    DQN's, so a step that ignores ``double`` fails for every seed (random batches alone miss it for some)."""
+    found = []
+    with torch.no_grad():
+        for _ in range(100):
+            candidates = torch.randn(64, next_obs.shape[1], generator=g, dtype=next_obs.dtype)
+            found += list(candidates[q_net(candidates).argmax(1) != target_net(candidates).argmax(1)])
+            if len(found) >= need:
+                break
+    next_obs, dones = next_obs.clone(), dones.clone()
+    next_obs[:len(found[:need])] = torch.stack(found[:need])
+    dones[:len(found[:need])] = 0.0
+    return next_obs, dones
+
+
 def _td_batch(seed: int, batch: int = 32, obs_dim: int = 4):
     g = torch.Generator().manual_seed(seed)
     rewards = torch.randn(batch, generator=g, dtype=torch.float64)
@@ -474,6 +491,8 @@ def check_dqn_update(dqn_update, td_targets, double_dqn_targets, dqn_loss, *, se
         obs = torch.randn(B, obs_dim, generator=g, dtype=torch.float64)
         batch = (obs, torch.randint(A, (B,), generator=g), torch.randn(B, generator=g, dtype=torch.float64),
                  torch.randn(B, obs_dim, generator=g, dtype=torch.float64), (torch.rand(B, generator=g) < 0.3).double())
+        if double:
+            batch = batch[:3] + _where_nets_disagree(batch[3], batch[4], ref_q, ref_t, g)
         for p in mine_q.parameters():  # stale gradients from elsewhere (e.g. a previous backward)
             p.grad = torch.full_like(p, 5.0)
         before = [p.detach().clone() for p in mine_q.parameters()]
