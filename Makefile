@@ -19,4 +19,4 @@ demo: setup
 	$(VENV)/bin/course demo
 
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
