@@ -184,7 +184,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a DAY's reference experiment",
                        description="Train the reference solution of DAY at full scale (or --quick), save plots "
                                    "under runs/<day>/, and print the final metrics on the last line.")
-    r.add_argument("day", help="e.g. day1_optimization, day1 or optimization")
+    r.add_argument("day", help="the DAY: its assignment id (day<N>_<topic>), day<N> or <topic>; one of "
+                               f"{', '.join(days.assignments()) or 'none found'}")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto = cuda if available (COURSE_DEVICE overrides; default: %(default)s)")
     r.add_argument("--quick", action="store_true", help="a short run (minutes on a CPU)")

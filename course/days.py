@@ -1,7 +1,7 @@
 """The list of DAYs, found from the folders (never kept by hand).
 
 A DAY is a folder ``solutions/<assignment_id>/`` that holds a ``notebook.py``. Its assignment id
-is ``day<N>_<topic>`` and its notebook is ``<topic>.ipynb`` (``day4_rnn`` -> ``rnn.ipynb``).
+is ``day<N>_<topic>`` and its notebook is ``<topic>.ipynb``.
 The visible checks of a DAY are ``course/checks/<assignment_id>.py``; students have those but
 not ``solutions/``, so the checks package lists its own folder (:func:`check_modules`) and a
 test proves the two lists agree.
@@ -27,10 +27,10 @@ def assignments(root: Path = REPO) -> dict[str, str]:
 
 
 def notebook_name(assignment_id: str) -> str:
-    """``day4_rnn`` -> ``rnn``: the notebook of a DAY is named after its topic."""
+    """``day<N>_<topic>`` -> ``<topic>``: the notebook of a DAY is named after its topic."""
     m = ASSIGNMENT_ID.match(assignment_id)
     if not m:
-        raise ValueError(f"{assignment_id!r} is not an assignment id like day4_rnn")
+        raise ValueError(f"{assignment_id!r} is not an assignment id (day<N>_<topic>)")
     return m.group(2)
 
 
@@ -40,7 +40,7 @@ def check_modules() -> list[str]:
 
 
 def resolve(day: str, root: Path = REPO) -> str | None:
-    """The assignment id that ``day`` names (``day4_rnn``, ``day4``, ``4`` or ``rnn``), or None."""
+    """The assignment id that ``day`` names (``day<N>_<topic>``, ``day<N>``, ``<N>`` or ``<topic>``), or None."""
     for aid in assignments(root):
         number, _, topic = aid.partition("_")
         if day in (aid, number, number[3:], topic):

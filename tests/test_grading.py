@@ -10,6 +10,8 @@ that is reported without stopping the batch.
 from __future__ import annotations
 
 import csv
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +151,27 @@ def test_feedback_teaches_and_hides_hidden_tests(graded):
     html = (out / "feedback" / "buggy" / AID / f"{NAME}.html").read_text()
     assert "neither moment is bias-corrected" in html  # the teaching message reaches the student
     assert "hidden_adam" not in html and "BEGIN HIDDEN TESTS" not in html  # hidden tests do not leak
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("aid", list(EXPECTED))
+def test_every_cell_of_the_reference_notebook_runs(graded, aid):
+    """The whole notebook, graded or not, runs without an error when filled in with the reference (the
+    worker's result lists every cell that raised): an experiment cell that breaks is caught here."""
+    _, _, out = graded
+    result = json.loads((out / "results" / "reference" / f"{aid}.json").read_text())
+    assert [f for f in result["findings"] if f["kind"] == "cell_error"] == []
+
+
+@pytest.mark.slow
+def test_feedback_shows_its_equations_without_a_network(graded):
+    """Math is MathML in the HTML itself, and the HTML loads no script from the internet (nbconvert's
+    template would fetch MathJax from a CDN)."""
+    _, _, out = graded
+    for aid in EXPECTED:
+        html = (out / "feedback" / "reference" / aid / f"{ASSIGNMENTS[aid]}.html").read_text()
+        assert html.count("<math ") > 5, aid
+        assert not re.search(r"<script[^>]+src=\"https?:", html) and "$$" not in html, aid
 
 
 @pytest.mark.slow
