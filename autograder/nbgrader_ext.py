@@ -231,9 +231,9 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     if repo_layout:
         c.CourseDirectory.source_directory = "solutions"
         c.CourseDirectory.release_directory = "assignments"
-    # Reference modules and notebook sources sit next to the instructor notebooks; they
-    # must never be copied into a release or a graded submission.
-    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "*.md"]
+    # Reference modules, notebook sources and the sample submissions (the reference filled in) sit
+    # next to the instructor notebooks; they must never be copied into a release or a graded submission.
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "*.md", "samples"]
     c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", CELL_TIMEOUT))
     c.Autograde.autograde_preprocessors = [ArmGuard, CrashTolerantExecute, DisarmGuard, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

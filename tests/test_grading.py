@@ -58,8 +58,8 @@ def _tampered_buggy() -> nbformat.NotebookNode:
 CHEATS = {
     "adam": "from solutions.day1_optimization.reference import Adam  # the answer, imported",
     "lr_schedules": "torch.allclose = lambda *args, **kwargs: True  # every comparison passes",
-    "minibatches": "import course, pathlib\n_hidden = (pathlib.Path(course.__file__).parents[1] / 'autograder' / "
-                   "'day1_optimization.py').read_text()  # the hidden tests, read from disk",
+    "minibatches": "import course, pathlib\n_hidden = (pathlib.Path(course.__file__).parents[1] / 'solutions' / "
+                   "'day1_optimization' / 'hidden.py').read_text()  # the hidden tests, read from disk",
     "init_weights": "get_ipython().input_transformers_post.clear()  # switch the guard off",
 }
 

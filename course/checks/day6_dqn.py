@@ -285,8 +285,9 @@ def _where_nets_disagree(next_obs, dones, q_net, target_net, g, need: int = 4):
     DQN's, so a step that ignores ``double`` fails for every seed (random batches alone miss it for some)."""
     found = []
     with torch.no_grad():
-        for _ in range(100):
-            candidates = torch.randn(64, next_obs.shape[1], generator=g, dtype=next_obs.dtype)
+        for attempt in range(100):  # wider and wider: two nets that agree near 0 still differ somewhere
+            scale = (1.0, 3.0, 10.0, 30.0)[attempt % 4]
+            candidates = scale * torch.randn(64, next_obs.shape[1], generator=g, dtype=next_obs.dtype)
             found += list(candidates[q_net(candidates).argmax(1) != target_net(candidates).argmax(1)])
             if len(found) >= need:
                 break

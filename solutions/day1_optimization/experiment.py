@@ -35,7 +35,6 @@ OPTIMIZERS = {
 @dataclass
 class Config:
     """The full-scale run: a small MLP on MNIST trained with each of the six optimizers."""
-
     epochs: int = 10
     """Passes over the training set per optimizer."""
     batch_size: int = 128
@@ -56,7 +55,6 @@ def mlp(hidden: int) -> nn.Module:
 
 def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """Train the MLP with each optimizer; save loss curves; return test accuracy per optimizer."""
-
     cfg = Config(epochs=3, batch_size=64, hidden=128) if quick else Config()
     dev = get_device(device)
     Xtr, ytr = load_mnist("train")

@@ -26,7 +26,6 @@ from solutions.day2_normalization.reference import dropout, l2_penalty
 @dataclass
 class Config:
     """The full-scale run: normalization against batch size, and regularization against overfitting."""
-
     batch_sizes: tuple[int, ...] = (2, 64)
     """Batch sizes compared for each normalization."""
     norm_train: int = 20000
@@ -72,7 +71,6 @@ def overfit_mlp(p_drop: float = 0.0) -> nn.Module:
 
 def train_curves(model, Xtr, ytr, Xva, yva, *, epochs, lr, batch_size, l2=0.0, device="cpu", generator=None):
     """Adam training; returns per-epoch train and validation loss and validation accuracy."""
-
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     hist = {"train": [], "val": [], "val_acc": []}
@@ -98,8 +96,6 @@ def train_curves(model, Xtr, ytr, Xva, yva, *, epochs, lr, batch_size, l2=0.0, d
 
 def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """Run both experiments; save plots; print test accuracies on the last line."""
-
-
     cfg = Config(norm_train=2000, overfit_epochs=30) if quick else Config()
     dev = get_device(device)
     X, y = load_mnist("train")

@@ -29,7 +29,6 @@ def transfer_experiment(backbone_state: dict, Xtr, ytr, Xte, yte, per_class: int
 
     Every method gets the same number of optimizer ``steps`` whatever the label count.
     """
-
     results = {}
     for method, lr in (("frozen", 1e-2), ("fine-tune", 1e-3), ("scratch", 3e-3)):
         gen = seed_everything(seed)
@@ -53,7 +52,6 @@ def transfer_experiment(backbone_state: dict, Xtr, ytr, Xte, yte, per_class: int
 @dataclass
 class Config:
     """The full-scale run: SimpleCNN on MNIST, the 0–4 → 5–9 transfer, and conv costs."""
-
     epochs: int = 8
     """Epochs for SimpleCNN on all ten digits (8 reach ≥ 97% on the bundled subset)."""
     epochs_full: int = 12
@@ -74,7 +72,6 @@ class Config:
 
 def plot_filters_and_maps(model: SimpleCNN, digit: torch.Tensor):
     """First-layer filters, and the first layer's feature maps of one digit."""
-
     conv = model.features[0]
     w = conv.weight.detach().cpu()[:, 0]
     with torch.no_grad():
@@ -96,7 +93,6 @@ def plot_filters_and_maps(model: SimpleCNN, digit: torch.Tensor):
 
 def plot_costs(channels=(16, 32, 64, 128, 256, 512), kernel_size: int = 3, size: int = 14):
     """Parameters and multiply-adds of a standard vs a depthwise-separable conv (C → C)."""
-
     std = [conv_cost(c, c, kernel_size, size, size) for c in channels]
     sep = [conv_cost(c, c, kernel_size, size, size, depthwise_separable=True) for c in channels]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -112,8 +108,6 @@ def plot_costs(channels=(16, 32, 64, 128, 256, 512), kernel_size: int = 3, size:
 
 def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """SimpleCNN on MNIST, the transfer experiment, conv costs; plots; metrics on the last line."""
-
-
     cfg = Config(epochs=2, epochs_full=2, pretrain_epochs=2, transfer_steps=60, labels_per_class=(5, 50),
                  seeds=(0,)) if quick else Config()
     dev = get_device(device)

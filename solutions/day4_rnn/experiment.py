@@ -58,7 +58,6 @@ OUT_VOCAB = ["<pad>", "<bos>", "<eos>"] + list("0123456789-")
 def make_dates(n: int, generator: torch.Generator | None = None):
     """``n`` random dates from 1950-01-01 to 2049-12-31 (so two-digit years are unambiguous),
     each written in a random human format, with its ISO form: ("22 Nov 2026", "2026-11-22")."""
-
     start = datetime.date(1950, 1, 1)
     span = (datetime.date(2049, 12, 31) - start).days + 1
     days = torch.randint(0, span, (n,), generator=generator).tolist()
@@ -109,8 +108,6 @@ def seq2seq_loss(encoder, decoder, src: torch.Tensor, tgt: torch.Tensor) -> torc
 def train_dates(steps: int, *, batch_size: int = 128, lr: float = 3e-3, seed: int = 0, device="cpu",
                 progress: bool = True, enc=None, dec=None):
     """Train Encoder + AttnDecoder on fresh random dates every step; returns (encoder, decoder, losses)."""
-
-
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     enc = (enc or Encoder(len(IN_VOCAB))).to(device)
@@ -233,8 +230,6 @@ def gradient_through_time(cell: nn.Module, T: int = 100, seed: int = 0) -> list[
 def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """Binary addition by hand-written BPTT, vanishing gradients, and the date seq2seq; plots;
     metrics on the last line."""
-
-
     dev = get_device(device)
     out = Path("runs/day4_rnn")
     results: dict[str, float] = {}

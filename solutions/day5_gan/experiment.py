@@ -63,8 +63,6 @@ def train_gan(X: torch.Tensor, y: torch.Tensor | None = None, cfg: GANConfig = G
     0..n_classes-1 for the conditional one). Returns (G, D, history) with history["d_loss"],
     ["g_loss"] per step and ["snapshots"]: (step, 64 samples from a fixed z) every
     ``snapshot_every`` steps."""
-
-
     torch.manual_seed(cfg.seed)
     if conditional:
         G, D = CondGenerator(cfg.z_dim, n_classes), CondDiscriminator(n_classes)
@@ -172,8 +170,6 @@ def show_grid(ax, images: torch.Tensor, nrow: int = 8, title: str = "") -> None:
 def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """Train a self-conditioned GAN (no labels) and a conditional GAN, judge 1,000 samples of
     each, then a VAE; plots; metrics on the last line."""
-
-
     dev = get_device(device)
     out = Path("runs/day5_gan")
     X, y = load_mnist("train")

@@ -36,7 +36,6 @@ from solutions.day6_dqn.reference import (PolicyNetwork, QNetwork, ReplayBuffer,
 @dataclass
 class DQNConfig:
     """Hyper-parameters of the reference DQN on CartPole-v1 (step counts are environment steps)."""
-
     total_steps: int = 50_000
     buffer_size: int = 50_000
     batch_size: int = 64
@@ -64,7 +63,6 @@ class DQNConfig:
 def make_env(seed: int | None = None):
     """CartPole-v1 (gymnasium): push a cart left or right to keep a pole upright; +1 per step,
     at most 500 steps."""
-
     env = gym.make("CartPole-v1")
     env.reset(seed=seed)
     env.action_space.seed(seed)
@@ -102,7 +100,6 @@ def train_dqn(cfg: DQNConfig = DQNConfig(), seed: int = 0, device="cpu", progres
     ``losses``; ``solved_step`` (the first evaluation step with return ≥ cfg.solved_at, or None);
     ``steps`` (env steps taken) and ``seconds``.
     """
-
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -212,8 +209,6 @@ def run_experiments(steps: int, seeds: tuple[int, ...], variants: dict = VARIANT
                     workers: int | None = None, progress: bool = True, stop_when_solved: bool = False
                     ) -> dict[str, list[dict]]:
     """Every variant × seed for ``steps`` env steps (by default with no early stop), in parallel worker processes."""
-
-
     jobs = [(name, seed, dict(kw, total_steps=steps, stop_when_solved=stop_when_solved), str(device))
             for name, kw in variants.items() for seed in seeds]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
@@ -253,8 +248,6 @@ def plot_q_values(ax, logs: dict[str, list[dict]], gamma: float = 0.99) -> None:
 
 def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """DQN and its ablations over seeds, Double DQN's Q-values, REINFORCE; plots; metrics on the last line."""
-
-
     dev = get_device(device)
     out = Path("runs/day6_dqn")
     steps, seeds = (7_500, (0,)) if quick else (50_000, (0, 1, 2, 3, 4))
