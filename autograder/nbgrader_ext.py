@@ -130,8 +130,8 @@ class MathToMathML(NbGraderPreprocessor):
         return cell, resources
 
 
-_REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=\"https?://[^\"]*\"[^>]*>\s*</script>\s*"
-                            r"(<script type=\"text/x-mathjax-config\">.*?</script>)?", re.S)
+_REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=\"https?://[^\"]*\"[^>]*>\s*</script>\s*|"
+                            r"<script type=\"text/x-mathjax-config\">.*?</script>\s*", re.S)
 
 
 def make_offline(html: str) -> str:

@@ -24,7 +24,7 @@ def test_unreadable_math_stays_as_written():
 def test_remote_scripts_and_the_mathjax_config_are_removed():
     html = ('<head><script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=x"> </script>\n'
             '<script type="text/x-mathjax-config">init_mathjax = 1;</script>\n<script>local()</script></head>')
-    assert make_offline(html) == "<head>\n<script>local()</script></head>"
+    assert make_offline(html) == "<head><script>local()</script></head>"
 
 
 def test_a_killed_worker_is_described_by_its_signal_and_cell(tmp_path):

@@ -311,6 +311,8 @@ def check_td_targets(td_targets, double_dqn_targets, *, seed: int = 0, verbose: 
     __tracebackhide__ = True
     q_net, target_net = _nets(4, 3, seed)
     rewards, next_obs, dones = _td_batch(seed + 7)
+    # some next states where the two nets choose differently, so Double DQN's choice matters for every seed
+    next_obs, dones = _where_nets_disagree(next_obs, dones, q_net, target_net, torch.Generator().manual_seed(seed))
     for gamma in (0.99, 0.5):
         with torch.no_grad():
             tq, oq = target_net(next_obs), q_net(next_obs)
