@@ -170,7 +170,7 @@ def prepare_templates(aids: list[str], workdir: Path, jobs: int = 1) -> dict[str
 
 @contextlib.contextmanager
 def _executor(jobs: int, scheduler: str | None):
-    """(submit, as_completed, cancel) for a local thread pool, or for an existing Dask cluster."""
+    """(submit, as_completed) for a local thread pool, or for an existing Dask cluster."""
     if scheduler is None:
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:

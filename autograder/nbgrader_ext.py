@@ -17,7 +17,7 @@ import latex2mathml.converter
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_code_cell, new_output
-from autograder.guard import PREFIX as TAMPERING
+from autograder.guard import PREFIX as TAMPERING  # the message prefix of a tampering verdict
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute,
                                     GetGrades, IgnorePattern, LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
 
@@ -204,7 +204,7 @@ class DisarmGuard(NbGraderPreprocessor):
             died = any(o.get("ename") in ("KernelDied", "NotRun") for o in cell.outputs if o.get("output_type") == "error")
             if _is_test_cell(cell) and ran and not died and not stamped and not errors:
                 cell.outputs.append(new_output("error", ename="AssertionError", evalue=(
-                    "TAMPERING: the grader's guard was switched off before this test cell ran. "
+                    f"{TAMPERING}the grader's guard was switched off before this test cell ran. "
                     "This test gets no credit."), traceback=[]))
         return nb, resources
 

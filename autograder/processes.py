@@ -49,18 +49,24 @@ def adopt_orphans() -> None:
     _adopting.set()
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (children first), from /proc; [] where there is no /proc."""
+def _children_table() -> dict[int, list[int]]:
+    """parent pid -> its children's pids, read once from /proc ({} where there is no /proc)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    return children
+
+
+def descendants(pid: int, table: dict[int, list[int]] | None = None) -> list[int]:
+    """Every process below ``pid`` (children first), from /proc (or from ``table``, read once)."""
+    table = _children_table() if table is None else table
     found, todo = [], [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child in table.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found
@@ -119,23 +125,13 @@ def kill_orphans() -> None:
         return  # other children of this process (a test's Dask cluster, say) are not ours to end
     with _lock:  # no worker starts meanwhile, so every child that is not a running worker is an orphan
         workers = {p.pid for p in _running}
-        for pid in _children(os.getpid()) - workers:
-            for p in [*descendants(pid), pid]:
+        table = _children_table()
+        for pid in set(table.get(os.getpid(), [])) - workers:
+            for p in [*descendants(pid, table), pid]:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(p, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)  # reap it: it is this process's child now
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
 
 
 def stop_all() -> int:

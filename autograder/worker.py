@@ -30,6 +30,7 @@ from nbgrader.apps import NbGraderAPI
 from traitlets.config import Config
 
 from autograder import nbgrader_ext
+from autograder.guard import PREFIX as TAMPERING
 from autograder.integrity import repair
 
 RESULT_FILE = "result.json"
@@ -69,10 +70,10 @@ def notebook_findings(nb: nbformat.NotebookNode, cell_timeout: int, memory_gb: s
                 seen.add(ename)
                 kind, text = texts[ename]
                 found.append(finding(kind, text.format(i=i), i))
-        messages = [o["evalue"] for o in errors if nbgrader_ext.TAMPERING in o.get("evalue", "")]
+        messages = [o["evalue"] for o in errors if TAMPERING in o.get("evalue", "")]
         if messages:
             tampered_tests += 1
-            text = messages[0].split(nbgrader_ext.TAMPERING, 1)[1].replace(" This test gets no credit.", "")
+            text = messages[0].split(TAMPERING, 1)[1].replace(" This test gets no credit.", "")
             tampering += [t for t in text.rstrip(".").split("; ") if t not in tampering]
     if tampering:
         more = f" (and {len(tampering) - 5} more)" if len(tampering) > 5 else ""
