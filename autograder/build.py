@@ -4,8 +4,8 @@ For each assignment ``<aid>`` with notebook name ``<name>`` (found by course/day
 
 1. ``solutions/<aid>/notebook.py`` (jupytext percent format) is read. Code cells get their
    ``# include: Name, ...`` lines replaced by the source of those definitions in
-   ``solutions/<aid>/reference.py`` or, failing that, ``experiment.py`` (the single source of
-   truth), preceded by the imports of that file which the included code needs and no earlier
+   ``solutions/<aid>/reference.py``, then ``reference_*.py`` (a long reference split in parts),
+   then ``experiment.py`` (the single source of truth), preceded by the imports of that file which the included code needs and no earlier
    cell made; tags become nbgrader metadata. Result: ``solutions/<aid>/<name>.ipynb``.
 2. ``nbgrader generate_assignment`` turns it into ``assignments/<aid>/<name>.ipynb``.
 3. Three sample submissions go to ``solutions/<aid>/samples/{reference,blank,buggy}.ipynb``:
@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 import importlib
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,8 +34,12 @@ from course.days import notebook_name
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_STUDENTS = ("reference", "blank", "buggy")
-# The files of a DAY that `# include:` takes definitions from, in this order.
-SOURCES = ("reference.py", "experiment.py")
+
+
+def _sources(aid: str) -> list[Path]:
+    """The files of a DAY that `# include:` takes definitions from, first match first."""
+    folder = REPO / "solutions" / aid
+    return [folder / "reference.py", *sorted(folder.glob("reference_*.py")), folder / "experiment.py"]
 
 
 class BuildError(Exception):
@@ -127,8 +130,7 @@ def instructor_notebook(aid: str) -> nbformat.NotebookNode:
         raise BuildError(f"{src.relative_to(REPO)} is missing: every assignment needs a notebook source")
     defs: dict[str, str] = {}
     imports: dict[str, str] = {}
-    for source in SOURCES:  # a name defined in both comes from reference.py
-        path = REPO / "solutions" / aid / source
+    for path in _sources(aid):  # a name defined twice comes from the first file
         if path.exists():
             defs = _definitions(path) | defs
             imports = _top_imports(path) | imports
@@ -149,7 +151,7 @@ def instructor_notebook(aid: str) -> nbformat.NotebookNode:
                     included = True
                     for name in (n.strip() for n in line.split(":", 1)[1].split(",")):
                         if name not in defs:
-                            raise BuildError(f"{src.name}: '# include: {name}' but neither reference.py nor experiment.py "
+                            raise BuildError(f"{src.name}: '# include: {name}' but no reference*.py nor experiment.py "
                                              f"defines {name}")
                         if defs[name] not in new_lines:  # "# include: PAD, BOS" share one line
                             new_lines += [defs[name], "", ""]
@@ -195,12 +197,6 @@ def nbgrader_env(extra: dict | None = None) -> dict[str, str]:
     return env
 
 
-def run_nbgrader(args: list[str], course_root: Path, env: dict | None = None, timeout: float | None = None):
-    """Run ``python -m nbgrader ARGS`` in ``course_root`` (which holds its own config)."""
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_root, env=env or nbgrader_env(),
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def write_course_config(course_root: Path) -> None:
     """An nbgrader_config.py for a scratch course directory, with the course's settings."""
     (course_root / "nbgrader_config.py").write_text(
@@ -212,19 +208,26 @@ def write_course_config(course_root: Path) -> None:
 
 
 def generate_student(aid: str, name: str, instructor: nbformat.NotebookNode, workdir: Path):
-    """Run nbgrader generate_assignment in a scratch course directory.
+    """Run nbgrader generate_assignment (in this process) in a scratch course directory.
 
     Returns the student notebook and the path of the gradebook that now describes the
-    assignment (grading workers start from a copy of it).
+    assignment (grading workers start from a copy of it). Not thread-safe: nbgrader's apps are not.
     """
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    from autograder.nbgrader_ext import configure
+
     workdir.mkdir(parents=True, exist_ok=True)
-    write_course_config(workdir)
     (workdir / "source" / aid).mkdir(parents=True, exist_ok=True)
     nbformat.write(instructor, workdir / "source" / aid / f"{name}.ipynb")
-    res = run_nbgrader(["generate_assignment", aid, "--force", "--log-level=WARN"], workdir)
+    config = Config()
+    configure(config, workdir)
+    config.Application.log_level = "WARN"
+    res = NbGraderAPI(config=config).generate_assignment(aid, force=True)
     out = workdir / "release" / aid / f"{name}.ipynb"
-    if res.returncode != 0 or not out.exists():
-        raise BuildError(f"nbgrader generate_assignment {aid} failed:\n{res.stdout}\n{res.stderr}")
+    if not res.get("success") or not out.exists():
+        raise BuildError(f"nbgrader generate_assignment {aid} failed:\n{res.get('log', '')}\n{res.get('error', '')}")
     return nbformat.read(out, as_version=4), workdir / "gradebook.db"
 
 

@@ -153,19 +153,18 @@ def grade_one(sub: Submission, template: Template, workdir: Path, out: Path, opt
         shutil.rmtree(course, ignore_errors=True)
 
 
-def prepare_templates(aids: list[str], workdir: Path, jobs: int = 1) -> dict[str, Template]:
-    """For each assignment, what its submissions are graded against; ``jobs`` assignments at once."""
+def prepare_templates(aids: list[str], workdir: Path) -> dict[str, Template]:
+    """For each assignment, what its submissions are graded against (about 1 s each, one at a time)."""
     from nbgrader.api import Gradebook
 
-    def one(aid):
+    templates = {}
+    for aid in aids:
         student, db = generate_student(aid, notebook_name(aid), instructor_notebook(aid), workdir / "_templates" / aid)
         release = workdir / "_templates" / f"{aid}.release.ipynb"
         nbformat.write(student, release)
         with Gradebook(f"sqlite:///{db}") as gb:
-            return aid, Template(db, float(gb.find_assignment(aid).max_score), release)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return dict(pool.map(one, aids))
+            templates[aid] = Template(db, float(gb.find_assignment(aid).max_score), release)
+    return templates
 
 
 @contextlib.contextmanager
@@ -244,7 +243,7 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None,
     with tempfile.TemporaryDirectory(prefix=f"course-grade-{os.getpid()}-", dir=scratch_parent) as tmp, \
             _executor(jobs, options.scheduler) as (submit, completed):
         try:
-            templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp), jobs)
+            templates = prepare_templates(sorted({s.assignment for s, _ in todo}), Path(tmp))
             bar = tqdm(total=len(todo), desc="grading", unit="nb", disable=not options.progress, file=sys.stdout)
             futures = {submit(grade_one, s.resolved(), templates[s.assignment], Path(tmp), out, options): (s, d)
                        for s, d in todo}

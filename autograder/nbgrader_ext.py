@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import latex2mathml.converter
+import nbgrader
+import nbgrader.api
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_code_cell, new_output
@@ -219,6 +221,15 @@ def kernel_environment(threads: int | None = None) -> dict[str, str]:
     return env
 
 
+def gradebook_schema_version() -> str:
+    """The revision a new gradebook is stamped with, read from nbgrader's migration scripts in this
+    process: nbgrader itself runs the `alembic heads` command for it, about 4 s on a small CPU, and
+    needs that command on PATH."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(Path(nbgrader.__file__).parent / "alembic")).get_current_head()
+
+
 def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     """Fill an nbgrader config object ``c``.
 
@@ -240,4 +251,6 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     # Feedback shows the student's test cells without the hidden tests' source or frames.
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTestTracebacks, MathToMathML,
                                         CSSHTMLHeaderPreprocessor]
-    os.environ.update(kernel_environment())  # inherited by the kernels nbgrader starts
+    nbgrader.api.get_alembic_version = gradebook_schema_version
+    if repo_layout:  # `nbgrader autograde` from the course root: its kernels inherit this environment
+        os.environ.update(kernel_environment())

@@ -1,8 +1,16 @@
+import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# Under pytest-xdist each worker gets its share of the cores, and so does every process it starts
+# (`course run`, `course grade`): torch's default of one thread per core in every worker at once
+# oversubscribes the CPU, and its spinning threads then make the whole suite several times slower.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.update(OMP_NUM_THREADS=_share, MKL_NUM_THREADS=_share)
+
+import pytest  # noqa: E402  (after the thread settings, which torch reads when it is imported)
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:

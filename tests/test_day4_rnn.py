@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import torch
 from torch import nn
@@ -12,11 +13,14 @@ from course.checks.day4_rnn import (check_attention, check_bidirectional, check_
                                 check_rnn_cell, check_seq2seq)
 from solutions.day4_rnn import experiment as exp
 from solutions.day4_rnn import reference as ref
+from solutions.day4_rnn import reference_seq2seq as s2s
 from tests.mutation import exercise, exercise_tests, seed_sweep_tests
+
+REFERENCE = types.SimpleNamespace(**(vars(ref) | vars(s2s)))  # both reference files: the exercises and the mutation targets
 
 
 def _ex(check, hidden_test, names):
-    return exercise(check, hidden_test, names, ref)
+    return exercise(check, hidden_test, names, REFERENCE)
 
 
 EXERCISES = {
@@ -260,11 +264,11 @@ def _pe_tutorial_float32(T, D):
 
 def _greedy_variant(encoder, decoder, src, max_len):
     enc_outputs, h = encoder(src)
-    y = torch.full((src.shape[0],), ref.BOS, dtype=torch.long)
+    y = torch.full((src.shape[0],), s2s.BOS, dtype=torch.long)
     tokens = torch.zeros(src.shape[0], max_len, dtype=torch.long)
     attn = torch.zeros(src.shape[0], max_len, src.shape[1], dtype=enc_outputs.dtype)
     for t in range(max_len):
-        logits, h, w = decoder(y, h, enc_outputs, src != ref.PAD)
+        logits, h, w = decoder(y, h, enc_outputs, src != s2s.PAD)
         y = tokens[:, t] = logits.max(-1).indices
         attn[:, t] = w
     return tokens, attn
@@ -281,12 +285,12 @@ VARIANTS = [
     ("multi_head_attention", {"MultiHeadAttention": _MHAVariant}),
     ("positional_encoding", {"positional_encoding": _pe_variant}),
     ("positional_encoding", {"positional_encoding": _pe_tutorial_float32}),
-    ("seq2seq", {"Encoder": ref.Encoder, "AttnDecoder": ref.AttnDecoder, "greedy_decode": _greedy_variant}),
+    ("seq2seq", {"Encoder": s2s.Encoder, "AttnDecoder": s2s.AttnDecoder, "greedy_decode": _greedy_variant}),
 ]
 
 
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
-globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
+globals().update(exercise_tests(REFERENCE, EXERCISES, MUTANTS, VARIANTS))
 # Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
 SWEEP_SEEDS = {'seq2seq': 100}
-globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))
+globals().update(seed_sweep_tests(REFERENCE, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from course import get_device
 from course.plotting import save
-from solutions.day4_rnn.reference import AttnDecoder, BOS, EOS, Encoder, PAD, clip_grad_norm, greedy_decode, rnn_bptt
+from solutions.day4_rnn.reference import clip_grad_norm, rnn_bptt
+from solutions.day4_rnn.reference_seq2seq import AttnDecoder, BOS, EOS, Encoder, PAD, greedy_decode
 
 
 def binary_addition_data(n: int, bits: int = 8, generator: torch.Generator | None = None):
