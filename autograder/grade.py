@@ -81,16 +81,21 @@ def worker_environment(threads: int, workdir: Path, options: GradeOptions) -> di
 
 
 def threads_per_kernel(options: GradeOptions) -> int:
-    """Cores for each kernel, so that parallel submissions do not oversubscribe the CPU. On a Dask
-    worker, the machine's cores are shared among that worker's task threads."""
+    """Cores for each kernel, so that parallel submissions do not oversubscribe the CPU: the cores this
+    process may run on, shared among the submissions graded at once (on a Dask worker, among that
+    worker's task threads). An ``OMP_NUM_THREADS`` already set in the environment caps it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if options.scheduler:
         try:
             from distributed import get_worker
-            per_task = getattr(get_worker(), "nthreads", 1) or 1
+            at_once = getattr(get_worker(), "nthreads", 1) or 1
         except (ImportError, ValueError):
-            per_task = 1
-        return max(1, (os.cpu_count() or 1) // per_task)
-    return max(1, (os.cpu_count() or 1) // max(1, options.jobs or os.cpu_count() or 1))
+            at_once = 1
+    else:
+        at_once = options.jobs or cores
+    share = max(1, cores // max(1, at_once))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(cap)) if cap.isdigit() and int(cap) > 0 else share
 
 
 def killed_problem(rc: int | None, course: Path) -> str:

@@ -188,7 +188,8 @@ def parser() -> argparse.ArgumentParser:
                                f"{', '.join(days.assignments()) or 'none found'}")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto = cuda if available (COURSE_DEVICE overrides; default: %(default)s)")
-    r.add_argument("--quick", action="store_true", help="a short run (minutes on a CPU)")
+    r.add_argument("--quick", action="store_true",
+                   help="every experiment and plot at toy sizes, to check the pipeline (under a minute on a CPU)")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="build, grade the bundled samples, print the grade table",

@@ -177,3 +177,13 @@ def test_scratch_left_by_killed_runs_is_removed_but_not_that_of_live_ones(tmp_pa
         (d / "_templates").mkdir(parents=True)
     assert grading.remove_stale_scratch(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_kernels_share_the_cores_and_obey_an_omp_num_threads_already_set(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [grading.threads_per_kernel(grading.GradeOptions(jobs=j)) for j in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # e.g. a batch job's setting, or each pytest-xdist worker's share
+    assert [grading.threads_per_kernel(grading.GradeOptions(jobs=j)) for j in (1, 2, 16)] == [2, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")  # not a number: ignored
+    assert grading.threads_per_kernel(grading.GradeOptions(jobs=2)) == 4

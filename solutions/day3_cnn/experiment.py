@@ -108,7 +108,7 @@ def plot_costs(channels=(16, 32, 64, 128, 256, 512), kernel_size: int = 3, size:
 
 def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """SimpleCNN on MNIST, the transfer experiment, conv costs; plots; metrics on the last line."""
-    cfg = Config(epochs=2, epochs_full=2, pretrain_epochs=2, transfer_steps=60, labels_per_class=(5, 50),
+    cfg = Config(epochs=1, epochs_full=1, pretrain_epochs=1, transfer_steps=30, labels_per_class=(5, 50),
                  seeds=(0,)) if quick else Config()
     dev = get_device(device)
     out = Path(cfg.out_dir)

@@ -271,7 +271,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     axes[0].legend()
     print(f"saved {save(fig, out / 'gradient_clipping.png')}")
     # 4. seq2seq
-    steps = 300 if quick else 1200
+    steps = 60 if quick else 1200  # quick: a smoke run of the whole pipeline, not a trained model
     t0 = time.perf_counter()
     enc, dec, losses = train_dates(steps, device=dev)
     test = make_dates(1000, torch.Generator().manual_seed(12345))

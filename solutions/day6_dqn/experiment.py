@@ -250,7 +250,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """DQN and its ablations over seeds, Double DQN's Q-values, REINFORCE; plots; metrics on the last line."""
     dev = get_device(device)
     out = Path("runs/day6_dqn")
-    steps, seeds = (7_500, (0,)) if quick else (50_000, (0, 1, 2, 3, 4))
+    steps, seeds = (3_000, (0,)) if quick else (50_000, (0, 1, 2, 3, 4))  # quick: a smoke run
     print(f"day6_dqn: {len(VARIANTS)} variants × {len(seeds)} seeds × {steps:,} env steps on {dev}")
     t0 = time.perf_counter()
     logs = run_experiments(steps, seeds, device=dev)
@@ -278,7 +278,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     print(f"saved {save(fig, out / 'q_values.png')}")
 
     t0 = time.perf_counter()
-    history = train_reinforce(episodes=60 if quick else 500)
+    history = train_reinforce(episodes=30 if quick else 500)
     results["reinforce_last50"] = statistics.mean(history[-50:])
     print(f"  REINFORCE: mean return of the last 50 of {len(history)} episodes {results['reinforce_last50']:.0f} "
           f"({time.perf_counter() - t0:.0f}s)")
