@@ -16,7 +16,6 @@ Metrics for a batch of generated images in [-1, 1] (see :func:`judge_samples`):
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 from torch import nn

@@ -88,7 +88,6 @@ CONV_FORBIDDEN = ["F.conv2d", "torch.conv2d", "nn.functional.conv2d", "torch.nn.
 
 
 def _conv_hint(conv2d, x, w, b, stride, padding, got) -> str:
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     same = lambda t: torch.is_tensor(t) and t.shape == got.shape and torch.allclose(got.detach(), t)  # noqa: E731
     if same(F.conv2d(x, w.flip(-1, -2), b, stride, padding)):
         return ("Your result is a true convolution (kernel flipped). CNN layers compute cross-correlation: "
@@ -123,7 +122,7 @@ def check_conv2d(conv2d, *, seed: int = 0, verbose: bool = True) -> None:
                                         "F.pad(x, (P_w, P_w, P_h, P_h)), then H_out = ⌊(H + 2P − K) / S⌋ + 1.")
         got = call_student(conv2d, x, w, b, stride, padding, what=what, hint=hint)
         if torch.is_tensor(got) and got.shape != want.shape:
-            (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+            (sh, _), (ph, pw) = _pair(stride), _pair(padding)
             one_side = F.conv2d(F.pad(x, (pw, 0, ph, 0)), w, b, stride).shape
             hint = "All the padding went on one side: pad P zeros left and right, top and bottom." \
                 if got.shape == one_side and (ph or pw) else "Pad both sides by P and step the windows by the stride."
