@@ -5,8 +5,9 @@ For each assignment ``<aid>`` with notebook name ``<name>`` (found by course/day
 1. ``solutions/<aid>/notebook.py`` (jupytext percent format) is read. Code cells get their
    ``# include: Name, ...`` lines replaced by the source of those definitions in
    ``solutions/<aid>/reference.py``, then ``reference_*.py`` (a long reference split in parts),
-   then ``experiment.py`` (the single source of truth), preceded by the imports of that file which the included code needs and no earlier
-   cell made; tags become nbgrader metadata. Result: ``solutions/<aid>/<name>.ipynb``.
+   then ``experiment.py`` (the single source of truth), preceded by the imports of that file
+   which the included code needs and no earlier cell made; tags become nbgrader metadata.
+   Result: ``solutions/<aid>/<name>.ipynb``.
 2. ``nbgrader generate_assignment`` turns it into ``assignments/<aid>/<name>.ipynb``.
 3. Three sample submissions go to ``solutions/<aid>/samples/{reference,blank,buggy}.ipynb``:
    the student notebook with the reference solutions filled in, the untouched student
@@ -189,8 +190,8 @@ def instructor_notebook(aid: str) -> nbformat.NotebookNode:
 
 
 def nbgrader_env(extra: dict | None = None) -> dict[str, str]:
-    """The environment for an nbgrader subprocess: this interpreter's bin/ first on PATH
-    (nbgrader shells out to `alembic`, which lives there in a virtual environment)."""
+    """The environment for an nbgrader subprocess: this interpreter's bin/ first on PATH (nbgrader
+    shells out to `alembic` for migrations, which lives there in a virtual environment)."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(extra or {})

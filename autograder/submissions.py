@@ -32,6 +32,12 @@ class Submission:
         return Submission(self.student, self.assignment, self.path.resolve() if self.path else None, self.problem)
 
 
+def check_root(root: Path) -> None:
+    """Raise GradeError unless ``root`` is a folder (the folder of student folders)."""
+    if not root.is_dir():
+        raise GradeError(f"{root} is not a folder; pass the folder that holds <student>/<assignment>/<name>.ipynb")
+
+
 def find_submissions(root: Path, assignments: list[str] | None) -> list[Submission]:
     """List (student, assignment) pairs under ``root/<student>/<assignment>/<name>.ipynb``.
 
@@ -39,8 +45,7 @@ def find_submissions(root: Path, assignments: list[str] | None) -> list[Submissi
     expected from every student, so a missing one shows up as a row.
     """
     known = known_assignments()
-    if not root.is_dir():
-        raise GradeError(f"{root} is not a folder; pass the folder that holds <student>/<assignment>/<name>.ipynb")
+    check_root(root)
     unknown = [a for a in assignments or [] if a not in known]
     if unknown:
         raise GradeError(f"unknown assignment {unknown[0]!r}; known: {', '.join(known)}")

@@ -52,10 +52,13 @@ def cmd_build(args) -> int:
 
 def cmd_grade(args) -> int:
     _instructor_tools()
+    from autograder.submissions import GradeError, check_root
+
     aids = [_resolve_day(a) for a in args.assignment] if args.assignment else None
-    if not Path(args.submissions).is_dir():  # answered before the slow imports below
-        raise UsageError(f"{args.submissions} is not a folder; pass the folder that holds "
-                         "<student>/<assignment>/<name>.ipynb")
+    try:
+        check_root(Path(args.submissions))  # answered before the slow imports below
+    except GradeError as e:
+        raise UsageError(str(e)) from None
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     if args.scheduler and args.executor != "dask":
@@ -72,7 +75,7 @@ def cmd_grade(args) -> int:
         if not torch.cuda.is_available():
             raise UsageError("--device cuda, but torch sees no CUDA GPU on this machine; use --device cpu or auto")
     from autograder import processes
-    from autograder.grade import GradeError, GradeOptions, format_table, grade
+    from autograder.grade import GradeOptions, format_table, grade
 
     out = Path(args.out)
     options = GradeOptions(jobs=args.jobs, timeout=args.timeout, cell_timeout=args.cell_timeout,

@@ -6,7 +6,8 @@ from pathlib import Path
 # (`course run`, `course grade`): torch's default of one thread per core in every worker at once
 # oversubscribes the CPU, and its spinning threads then make the whole suite several times slower.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _share = str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     os.environ.update(OMP_NUM_THREADS=_share, MKL_NUM_THREADS=_share)
 
 import pytest  # noqa: E402  (after the thread settings, which torch reads when it is imported)
