@@ -40,14 +40,17 @@ def hidden_case(description: str, seed: int):
             raise AssertionError(f"hidden test '{description}' (seed {seed}) failed: {e}") from None
 
 
-def run_hidden(description: str, check, *args, repeats: int | None = None, **kwargs) -> None:
+def run_hidden(description: str, check, *args, repeats: int | None = None, seed: int | None = None,
+               **kwargs) -> None:
     """Run a visible check ``repeats`` times on fresh seeds, silently; print one line when all pass.
 
-    ``args`` are the student's objects: under `course grade` they must be the student's own code
-    (autograder/guard.py)."""
+    ``seed`` fixes the seed instead (run once), for a check whose verdict must not depend on one: a
+    training run whose accuracy varies from seed to seed. ``args`` are the student's objects: under
+    `course grade` they must be the student's own code (autograder/guard.py)."""
     check_own_code(*args)
-    for _ in range(1 if _fixed_seed is not None else repeats or REPEATS):
-        seed = fresh_seed()
+    fixed = seed
+    for _ in range(1 if _fixed_seed is not None or fixed is not None else repeats or REPEATS):
+        seed = fresh_seed() if fixed is None else fixed
         with hidden_case(description, seed):
             check(*args, seed=seed, verbose=False, **kwargs)
     print(f"\u2713 hidden tests passed for {description}")

@@ -2,6 +2,7 @@
 hidden tests' verdicts on them (and on the reference and correct variants) never depend on the seed."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import linecache
@@ -107,11 +108,17 @@ def seed_sweep(hidden_test, correct: dict[str, object], wrong: dict[str, object]
                 raise AssertionError(f"mutant '{label}' passes the hidden test on seed {seed}")
 
 
-def seed_sweep_tests(ref, exercises: dict, mutants: list, variants: list, seeds: dict[str, int] | None = None) -> dict:
+def seed_sweep_tests(ref, exercises: dict, mutants: list, variants: list, seed_free: dict | None = None) -> dict:
     """The seed-sweep test of one DAY, parametrized by grade_id: the reference and every correct variant
     pass the hidden test on each of :data:`SWEEP_SEEDS` fresh seeds, and every mutant fails on each.
-    ``seeds`` lowers the count for the grade_ids named (hidden tests that train or sample at length)."""
+
+    ``seed_free`` maps a grade_id whose hidden test is two parts, (seeded part, part with a fixed seed),
+    to those two runners: the seeded part is swept, and the fixed-seed part (a training run) is run once
+    per implementation with fresh seeds forbidden, which proves that its verdict is the same for every
+    seed. A mutant must then fail the seeded part on every seed, or the fixed-seed part."""
     import pytest
+
+    seed_free = seed_free or {}
 
     @pytest.mark.parametrize("gid", list(exercises))
     def test_no_verdict_depends_on_the_seed(gid):
@@ -120,6 +127,40 @@ def seed_sweep_tests(ref, exercises: dict, mutants: list, variants: list, seeds:
                                             enumerate(variants) if g == gid}
         wrong = {name: dict(objs, **{target: mutate(getattr(ref, target), repl)})
                  for g, name, target, repl, _ in mutants if g == gid}
-        seed_sweep(hidden_test, correct, wrong, (seeds or {}).get(gid, SWEEP_SEEDS))
+        if gid not in seed_free:
+            seed_sweep(hidden_test, correct, wrong)
+            return
+        seeded_part, fixed_part = seed_free[gid]
+        caught_by_seeded = {}
+        for label, objs in wrong.items():
+            with seeded(0):
+                try:
+                    seeded_part(objs)
+                    caught_by_seeded[label] = False
+                except AssertionError:
+                    caught_by_seeded[label] = True
+        seed_sweep(seeded_part, correct, {k: v for k, v in wrong.items() if caught_by_seeded[k]})
+        with _fresh_seeds_forbidden():
+            for label, objs in correct.items():
+                fixed_part(objs)
+            for label, objs in wrong.items():
+                if not caught_by_seeded[label]:
+                    with pytest.raises(AssertionError):
+                        fixed_part(objs)
 
     return {"test_no_verdict_depends_on_the_seed": test_no_verdict_depends_on_the_seed}
+
+
+@contextlib.contextmanager
+def _fresh_seeds_forbidden():
+    """Inside the block, drawing a fresh seed (autograder.hidden.fresh_seed) is an error."""
+    import autograder.hidden as hidden
+
+    def refuse():
+        raise RuntimeError("this part of the hidden test drew a fresh seed, so its verdict may depend on it")
+
+    before, hidden.fresh_seed = hidden.fresh_seed, refuse
+    try:
+        yield
+    finally:
+        hidden.fresh_seed = before

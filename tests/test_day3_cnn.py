@@ -155,13 +155,13 @@ def test_cost_formulas_agree_with_counting_real_layers():
 # ---------------------------------------------------------------- correct, differently written versions
 
 def _conv2d_loops(x, weight, bias=None, stride=1, padding=0):
-    """Direct sliding window: a loop over output positions, one einsum per position."""
+    """Shift and add: a loop over the kernel's offsets, one strided slice and one einsum per offset."""
     (sh, sw), (ph, pw) = ref.pair(stride), ref.pair(padding)
     x = F.pad(x, (pw, pw, ph, ph))
     M, _, kh, kw = weight.shape
     Ho, Wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
-    out = torch.stack([torch.stack([torch.einsum("nchw,mchw->nm", x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw], weight)
-                                    for j in range(Wo)], -1) for i in range(Ho)], -2)
+    out = sum(torch.einsum("nchw,mc->nmhw", x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw], weight[:, :, i, j])
+              for i in range(kh) for j in range(kw))
     return out + bias.view(1, -1, 1, 1) if bias is not None else out
 
 
@@ -290,6 +290,7 @@ VARIANTS = [
 
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
-# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
-SWEEP_SEEDS = {'conv2d': 40, 'simple_cnn': 1, 'transfer': 8, 'dense_block': 100}
-globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))
+# SimpleCNN's hidden test trains on one fixed seed (solutions/day3_cnn/hidden.py): only its shape part is swept
+SEED_FREE = {"simple_cnn": (lambda o: hidden.hidden_simple_cnn_shapes(o["SimpleCNN"]),
+                            lambda o: hidden.hidden_simple_cnn_training(o["SimpleCNN"]))}
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SEED_FREE))

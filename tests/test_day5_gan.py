@@ -34,7 +34,7 @@ MUTANTS = [
     ("generator", "no BatchNorm after the Linear", "Generator", [("nn.BatchNorm2d(64), nn.ReLU(),\n", "nn.ReLU(),\n")],
      "not built as its docstring says|does not describe"),
     ("generator", "kernel 3 in the first transposed conv", "Generator",
-     [("nn.ConvTranspose2d(64, 32, 4,", "nn.ConvTranspose2d(64, 32, 3,")], "expected \\(5, 1, 28, 28\\)"),
+     [("nn.ConvTranspose2d(64, 32, 4,", "nn.ConvTranspose2d(64, 32, 3,")], "expected \\(3, 1, 28, 28\\)"),
     ("generator", "ReLU before BatchNorm", "Generator", [("nn.BatchNorm2d(32), nn.ReLU()", "nn.ReLU(), nn.BatchNorm2d(32)")],
      "Check the order"),
     ("generator", "3x3 conv without padding (14 -> 12)", "Generator",
@@ -196,9 +196,7 @@ VARIANTS = [
 
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
-# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
-SWEEP_SEEDS = {'generator': 20, 'conditional': 15, 'train_step': 40, 'discriminator': 100}
-globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS))
 
 
 def test_train_step_is_not_blamed_for_a_wrong_loss():

@@ -38,6 +38,16 @@ MUTANTS = [
      [("self.size = min(self.size + 1, self.capacity)", "self.size = self.size + 1")], "never more than capacity"),
     ("replay_buffer", "sampling ignores the generator", "ReplayBuffer",
      [("(batch_size,), generator=generator).to", "(batch_size,)).to")], "same seed"),
+    ("replay_buffer", "a run of neighbouring slots (right marginals, correlated rows)", "ReplayBuffer",
+     [("idx = torch.randint(self.size, (batch_size,), generator=generator).to(self.device)",
+       "idx = ((torch.randint(self.size, (1,), generator=generator) + torch.arange(batch_size)) % self.size).to(self.device)")],
+     "independently"),
+    ("replay_buffer", "one slot for the whole batch", "ReplayBuffer",
+     [("idx = torch.randint(self.size, (batch_size,), generator=generator).to(self.device)",
+       "idx = torch.randint(self.size, (1,), generator=generator).expand(batch_size).to(self.device)")], "uniform"),
+    ("replay_buffer", "generator re-seeded inside sample (every batch the same)", "ReplayBuffer",
+     [("(batch_size,), generator=generator).to", "(batch_size,), generator=torch.Generator().manual_seed(generator.initial_seed())).to")],
+     "re-seeded"),
     ("replay_buffer", "actions stored as float", "ReplayBuffer",
      [("self.actions = torch.zeros(capacity, dtype=torch.int64", "self.actions = torch.zeros(capacity, dtype=torch.float32")],
      "int64"),
@@ -165,11 +175,12 @@ def _epsilon_variant(step, start, end, duration):
 
 
 def _select_variant(q_net, obs, epsilon, generator):
-    if torch.rand(1, generator=generator).item() < epsilon:
-        n = q_net.lin.out_features if hasattr(q_net, "lin") else 2
-        return torch.randint(0, n, (1,), generator=generator).item()
+    explore = torch.rand(1, generator=generator).item() < epsilon  # the coin first, then the forward pass
     with torch.inference_mode():
-        return q_net(obs[None]).argmax(dim=-1).item()
+        q = q_net(obs[None])
+    if explore:
+        return torch.randint(0, q.shape[-1], (1,), generator=generator).item()
+    return q.argmax(dim=-1).item()
 
 
 class _QNetworkVariant(nn.Module):
@@ -250,9 +261,7 @@ VARIANTS = [
 ]
 
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS))
-# Hidden tests that train or sample at length get fewer seeds, so the sweep fits the suite's budget.
-SWEEP_SEEDS = {'replay_buffer': 4, 'select_action': 2, 'reinforce': 30, 'train': 60}
-globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SWEEP_SEEDS))
+globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS))
 
 
 def test_dqn_update_not_charged_for_a_wrong_td_target():

@@ -125,7 +125,7 @@ def check_batch_norm_backward(BatchNormFunction, *, seed: int = 0, verbose: bool
         for (name, hint), g, w in zip(hints.items(), grads, want):
             compare(g, w, f"BatchNormFunction backward on shape {shape}: {name}", **TOL, hint=hint)
         fn = lambda a, b, c: BatchNormFunction.apply(a, b, c, 1e-5)  # noqa: E731
-        if not torch.autograd.gradcheck(fn, tuple(t.clone().requires_grad_() for t in (x[:3], gamma, beta)),
+        if not torch.autograd.gradcheck(fn, tuple(t.clone().requires_grad_() for t in (x[:3], gamma, beta)), fast_mode=True,
                                         raise_exception=False):
             _fail(f"gradcheck failed on shape {shape}: your backward disagrees with finite differences.")
     if verbose:
@@ -222,9 +222,10 @@ def check_group_norm(group_norm, *, seed: int = 0, verbose: bool = True) -> None
 # ----------------------------------------------------------------------------- dropout
 
 def check_dropout(dropout, *, seed: int = 0, verbose: bool = True) -> None:
-    """Statistical checks with 10⁶ draws and bounds at 10 standard errors (never flaky)."""
+    """Statistical checks with 50,000 draws and bounds at 10 standard errors (a correct dropout fails with
+    probability ~1e-23; dropping with probability 1 − p instead misses by over 300 standard errors at p = 0.2)."""
     __tracebackhide__ = True
-    N = 1_000_000
+    N = 50_000
     x = _rand(7, 9, seed=seed)
     for training, p in ((False, 0.5), (True, 0.0)):
         got = call_student(dropout, x, p, training, torch.Generator().manual_seed(seed), what="dropout")

@@ -19,7 +19,9 @@ from torch import nn
 from course.checks.common import _fail, _ok, call_student, compare, copy_by_shape, forbid_calls, rand64
 
 TOL = dict(atol=1e-10, rtol=1e-8)
-SIGMAS = 8.0
+# Count tests allow 6 standard deviations: a correct sampler fails one with probability ~2e-9. The
+# sample sizes below put each slip they are there to catch ≥ 5 standard deviations beyond that bound.
+SIGMAS = 6.0
 
 _rand = rand64  # seeded float64 normals (course.checks.common)
 
@@ -70,7 +72,7 @@ def _ids(batch, what) -> list[int]:
     if (obs[:, 0] == 0).any():
         _fail(f"{what} returned an all-zero observation: it sampled a slot that was never filled. "
               "Draw indices from the filled slots only: torch.randint(len(self), ...).")
-    expected = torch.stack([torch.as_tensor(_transition(int(i))[0]) for i in ids]).float()
+    expected = (torch.arange(obs.shape[1], dtype=torch.float64) / 10 + ids[:, None]).float()  # _transition's obs
     ok = ((obs - expected).abs().max(1).values < 1e-5) & (actions == ids % 2) & ((rewards - ids * 10.0).abs() < 1e-4) \
         & ((next_obs - expected - 100).abs().max(1).values < 1e-4) & (dones == (ids % 3 == 0).float())
     if not ok.all():
@@ -93,7 +95,7 @@ def check_replay_buffer(ReplayBuffer, *, seed: int = 0, verbose: bool = True, de
     if len(buf) != 3:
         _fail(f"After 3 adds to a buffer of capacity 5, len(buffer) is {len(buf)}; expected 3 (the filled slots).")
     gen = torch.Generator().manual_seed(seed)
-    n = 6000
+    n = 1500
     batch = _sample(buf, n, gen, f"buffer.sample({n}) with 3 of 5 slots filled")
     for t in batch:
         if t.device.type != torch.device(device).type:
@@ -115,6 +117,17 @@ def check_replay_buffer(ReplayBuffer, *, seed: int = 0, verbose: bool = True, de
     for i in range(4, 9):
         _count_within(ids.count(i), n, 1 / 5, f"buffer.sample of a full buffer drew transition {i}",
                       "Sampling must be uniform over all slots.")
+    # independent draws: the step from one row to the next is uniform too (consecutive slots, or one slot
+    # repeated, have the right marginals but correlated rows)
+    steps = [(b - a) % 5 for a, b in zip(ids, ids[1:])]
+    for d in range(5):
+        _count_within(steps.count(d), len(steps), 1 / 5, f"in one batch, a row {d} slots after the previous row came",
+                      "Draw every row independently (torch.randint(len(self), (batch_size,), generator=...)), "
+                      "not a run of neighbouring slots or one slot repeated.")
+    first, second = (_ids(_sample(buf, 16, gen, "buffer.sample"), "buffer.sample") for _ in range(2))
+    if first == second:
+        _fail("Two calls of buffer.sample(16, generator) in a row returned the same batch: the generator is being "
+              "re-seeded or copied inside sample. Draw from the generator you are given, so each call advances it.")
 
     a = _sample(buf, 16, torch.Generator().manual_seed(seed + 1), "buffer.sample")
     torch.manual_seed(seed + 12345)  # the global RNG must not matter
@@ -166,16 +179,14 @@ class _Recorder(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, seed: int):
         super().__init__()
-        self.lin = nn.Linear(obs_dim, n_actions)
         g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            self.lin.weight.copy_(torch.randn(n_actions, obs_dim, generator=g))
-            self.lin.bias.copy_(torch.randn(n_actions, generator=g))
+        self.weight = nn.Parameter(torch.randn(n_actions, obs_dim, generator=g))
+        self.bias = nn.Parameter(torch.randn(n_actions, generator=g))
         self.grad_enabled_calls = 0
 
     def forward(self, x):
         self.grad_enabled_calls += int(torch.is_grad_enabled())
-        return self.lin(x)
+        return F.linear(x, self.weight, self.bias)
 
 
 def check_select_action(select_action, *, seed: int = 0, verbose: bool = True) -> None:
@@ -201,15 +212,28 @@ def check_select_action(select_action, *, seed: int = 0, verbose: bool = True) -
         _fail("select_action ran the Q-network with autograd on: wrap the forward pass in torch.no_grad() "
               "(choosing an action needs no gradient, and a graph per step wastes time and memory).")
 
-    n = 6000
-    counts = [0] * n_actions
-    for i in range(n):
-        counts[call_student(select_action, q_net, states[i % 200], 1.0, g, what="select_action(epsilon=1.0)")] += 1
+    picks = []
+    for _ in range(2):
+        torch.manual_seed(seed + 777 + len(picks))  # the global RNG must not matter
+        gen = torch.Generator().manual_seed(seed + 1)
+        picks.append([call_student(select_action, q_net, states[i], 0.5, gen, what="select_action(epsilon=0.5)")
+                      for i in range(100)])
+    if picks[0] != picks[1]:
+        _fail("select_action gave different actions for two generators with the same seed: draw both the coin "
+              "(torch.rand) and the random action (torch.randint) with generator=generator.")
+
+    # ε = 1: each action, and the greedy one, with probability 1/n (whatever the Q-net's argmaxes are)
+    n = 600
+    chosen = [call_student(select_action, q_net, states[i % 200], 1.0, g, what="select_action(epsilon=1.0)")
+              for i in range(n)]
+    uniform_hint = ("ε = 1 must pick uniformly among all n actions, the greedy one included: "
+                    "torch.randint(n_actions, (), generator=generator).")
+    _count_within(sum(a == int(greedy[i % 200]) for i, a in enumerate(chosen)), n, 1 / n_actions,
+                  "With epsilon = 1, the greedy action was chosen", uniform_hint)
     for a in range(n_actions):
-        _count_within(counts[a], n, 1 / n_actions, f"With epsilon = 1, action {a} was chosen",
-                      "ε = 1 must pick uniformly among all n actions, the greedy one included: "
-                      "torch.randint(n_actions, (), generator=generator).")
-    eps = 0.3
+        _count_within(chosen.count(a), n, 1 / n_actions, f"With epsilon = 1, action {a} was chosen", uniform_hint)
+    # ε = 0.3: greedy with probability 1 − ε + ε/n = 0.8; 1000 draws catch any slip that moves it by ≥ 0.14
+    n, eps = 1000, 0.3
     hits = sum(call_student(select_action, q_net, states[i % 200], eps, g, what="select_action(epsilon=0.3)")
                == int(greedy[i % 200]) for i in range(n))
     p = 1 - eps + eps / n_actions
@@ -217,15 +241,6 @@ def check_select_action(select_action, *, seed: int = 0, verbose: bool = True) -
             "Exploration picks any action, the greedy one included (probability 1 − ε + ε/n of greedy)."
             if abs(hits / n - (1 - eps)) < 0.03 else "")
     _count_within(hits, n, p, f"With epsilon = {eps} and {n_actions} actions, the greedy action was chosen", hint)
-
-    picks = []
-    for _ in range(2):
-        torch.manual_seed(seed + 777 + len(picks))  # the global RNG must not matter
-        gen = torch.Generator().manual_seed(seed + 1)
-        picks.append([select_action(q_net, states[i], 0.5, gen) for i in range(100)])
-    if picks[0] != picks[1]:
-        _fail("select_action gave different actions for two generators with the same seed: draw both the coin "
-              "(torch.rand) and the random action (torch.randint) with generator=generator.")
     if verbose:
         _ok("select_action: greedy at ε = 0, uniform at ε = 1, the right mix at ε = 0.3; a Python int; "
             "no autograd; reproducible.")
