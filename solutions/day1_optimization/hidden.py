@@ -27,7 +27,7 @@ def _optimizer_cases(student_cls, torch_cls, cases, torch_extra=None):
     for desc, hparams, overrides in cases:
         seed = fresh_seed()
         with hidden_case(f"{student_cls.__name__} {desc}", seed):
-            check_optimizer(student_cls, torch_cls, seed=seed, steps=15, torch_extra=torch_extra,
+            check_optimizer(student_cls, torch_cls, seed=seed, steps=10, torch_extra=torch_extra,
                             group_overrides=overrides, verbose=False,
                             **hparams)
     print(f"\u2713 hidden tests passed for {student_cls.__name__} ({len(cases)} settings)")
