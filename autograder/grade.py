@@ -27,12 +27,12 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
-from autograder import processes, sandbox
+from autograder import kernel_sandbox, processes, sandbox
 from autograder.build import generate_student, instructor_notebook, nbgrader_env, write_course_config
-from autograder.nbgrader_ext import kernel_environment
+from autograder.nbgrader_ext import UNSAFE_NO_SANDBOX, kernel_environment, sandbox_refusal
 from autograder.results import STATE_FILE, Result, format_table, from_worker, previous_results, write_csv  # noqa: F401
 from autograder.submissions import GradeError, Submission, digest, find_submissions, unreadable  # noqa: F401
-from autograder.worker import PROGRESS_FILE, RESULT_FILE
+from autograder.worker import PROGRESS_FILE, RESULT_FILE, Exit
 from course.days import notebook_name
 
 
@@ -58,6 +58,8 @@ class GradeOptions:
     """cpu or cuda: COURSE_DEVICE in every kernel; None lets each kernel choose (auto)."""
     progress: bool = True
     """Show a progress bar."""
+    unsafe_no_sandbox: bool = False
+    """Run the students' kernels without the OS sandbox (kernel_sandbox.py) where the machine has none."""
 
 
 @dataclass
@@ -77,6 +79,8 @@ def worker_environment(threads: int, workdir: Path, options: GradeOptions) -> di
     env["COURSE_MEMORY_GB"] = f"{options.memory_gb:g}" if options.memory_gb else "system"
     if options.device in ("cpu", "cuda"):
         env["COURSE_DEVICE"] = options.device  # course.get_device() in notebooks and checks obeys it
+    if options.unsafe_no_sandbox:
+        env[UNSAFE_NO_SANDBOX] = "1"
     return env
 
 
@@ -144,6 +148,8 @@ def grade_one(sub: Submission, template: Template, workdir: Path, out: Path, opt
             data = json.loads((course / RESULT_FILE).read_text())
         except (OSError, ValueError):
             return unscored("error", killed_problem(rc, course))
+        if rc == Exit.NO_SANDBOX:  # that machine refused to run it; a re-run grades it (no digest kept)
+            return unscored("not_run", data["error"])
         result = from_worker(data, student, aid, [sub.problem] if sub.problem else [])
         kept = out / "results" / student / f"{aid}.json"  # the worker's result as data, for tools after grading
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +241,14 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None,
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     results, todo = _plan(subs, out, options.force)
-    isolated, why = sandbox.available() if todo and not options.scheduler else (True, "")
+    local = todo and not options.scheduler  # a Dask worker checks its own machine (worker.py)
+    refusal = sandbox_refusal() if local and not options.unsafe_no_sandbox else None
+    if refusal:
+        raise GradeError(f"nothing graded: {refusal}.")
+    if local and not kernel_sandbox.available()[0]:
+        log(f"note: --unsafe-no-sandbox: the students' kernels run as this user, without the OS sandbox "
+            f"({kernel_sandbox.available()[1]}); see docs/INSTRUCTOR.md, 'The sandbox'")
+    isolated, why = sandbox.available() if local else (True, "")
     if not isolated:
         log(f"note: submissions run with network access ({why}); see docs/INSTRUCTOR.md, 'Network'")
     kept = len(subs) - len(todo)
@@ -256,7 +269,7 @@ def grade(submissions: Path, out: Path, assignments: list[str] | None = None,
                 s, d = futures[fut]
                 try:
                     r = fut.result()
-                    r.digest = d
+                    r.digest = d if r.status != "not_run" else ""
                 except processes.Stopped:
                     continue
                 except Exception as e:

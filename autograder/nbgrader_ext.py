@@ -16,9 +16,11 @@ from pathlib import Path
 import latex2mathml.converter
 import nbgrader
 import nbgrader.api
+from jupyter_client import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_code_cell, new_output
+from autograder import kernel_sandbox
 from autograder.guard import PREFIX as TAMPERING  # the message prefix of a tampering verdict
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute,
                                     GetGrades, IgnorePattern, LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
@@ -29,6 +31,34 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # CellTimeoutError and grading goes on with the next cell). A whole DAY notebook runs in
 # under 20 s on a 2-core CPU. `course grade --cell-timeout` sets COURSE_CELL_TIMEOUT.
 CELL_TIMEOUT = 180
+
+# Set to 1 (by `course grade --unsafe-no-sandbox`) to run kernels without the OS sandbox where the
+# machine cannot build it (where it can, kernels always run in it).
+UNSAFE_NO_SANDBOX = "COURSE_UNSAFE_NO_SANDBOX"
+
+
+def sandbox_refusal() -> str | None:
+    """Why a submission must not run here (no kernel sandbox, and not told to go on without it), or None."""
+    works, why = kernel_sandbox.available()
+    if works or os.environ.get(UNSAFE_NO_SANDBOX) == "1":
+        return None
+    return (f"this machine cannot sandbox the student's kernel ({why}); run as root on Linux, or pass "
+            "--unsafe-no-sandbox (course grade) or set COURSE_UNSAFE_NO_SANDBOX=1 (nbgrader) to grade "
+            "without it (docs/INSTRUCTOR.md says what that risks)")
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """The kernel manager nbgrader executes submissions with: every kernel starts inside the OS
+    sandbox of autograder/kernel_sandbox.py; where there is none, only with COURSE_UNSAFE_NO_SANDBOX=1."""
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if kernel_sandbox.available()[0]:
+            return kernel_sandbox.wrap(cmd, os.path.realpath(self.connection_file))
+        refusal = sandbox_refusal()
+        if refusal:
+            raise RuntimeError(refusal)
+        return cmd  # no sandbox here, and told to go on without it
 
 
 class CrashTolerantExecute(Execute):
@@ -41,6 +71,10 @@ class CrashTolerantExecute(Execute):
     so that if the whole grading process is killed, `course grade` can say in which cell."""
 
     progress_file: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        kwargs["kernel_manager_class"] = SandboxedKernelManager
+        super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
         self.died_in = None

@@ -21,7 +21,7 @@ class Result:
     assignment: str
     score: float
     max_score: float
-    status: str  # graded | flagged | missing | invalid | error | timeout | stopped
+    status: str  # graded | flagged | missing | invalid | error | timeout | stopped | not_run (no sandbox there)
     problem: str = ""
     failed_tests: list[str] = field(default_factory=list)
     feedback: Path | None = None

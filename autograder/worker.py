@@ -42,6 +42,7 @@ class Exit(enum.IntEnum):
     DONE = 0  # graded, feedback written
     AUTOGRADE_FAILED = 1  # nbgrader could not grade the notebook
     FEEDBACK_FAILED = 2  # graded, but no feedback HTML
+    NO_SANDBOX = 3  # not run: this machine cannot sandbox the kernel, and --unsafe-no-sandbox was not given
     USAGE = 64  # wrong arguments
 
 
@@ -95,6 +96,10 @@ def gradebook_scores(aid: str, student: str, name: str) -> tuple[float, float, d
 
 
 def grade(aid: str, student: str, name: str, release: Path) -> tuple[dict, Exit]:
+    refusal = nbgrader_ext.sandbox_refusal()  # a Dask worker's machine may differ from course grade's
+    if refusal:
+        return {"score": 0.0, "max_score": 0.0, "tests": {}, "findings": [], "feedback": None,
+                "error": f"not graded: {refusal}"}, Exit.NO_SANDBOX
     submitted = Path("submitted") / student / aid / f"{name}.ipynb"
     nb = nbformat.read(submitted, as_version=4)
     findings = [finding("repair", text) for text in repair(nb, nbformat.read(release, as_version=4))]

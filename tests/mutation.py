@@ -42,7 +42,7 @@ def exercise(check, hidden_test, names: list[str], ref):
             {n: getattr(ref, n) for n in names})
 
 
-def exercise_tests(ref, exercises: dict, mutants: list, variants: list) -> dict:
+def exercise_tests(ref, exercises: dict, mutants: list, variants: list, seed_free: dict | None = None) -> dict:
     """The four standard tests of one DAY's checks, for ``globals().update(...)`` in its test module:
 
     - the reference passes the visible check and the hidden test of every exercise;
@@ -50,8 +50,17 @@ def exercise_tests(ref, exercises: dict, mutants: list, variants: list) -> dict:
       message) fails the visible check with that message, and fails the hidden test;
     - every exercise has at least two mutants;
     - every correct variant (grade_id, {name: object}) passes both.
+
+    For a grade_id in ``seed_free`` (see :func:`seed_sweep_tests`), the reference and the variants run
+    only the seeded part of the hidden test here: the sweep runs its fixed-seed part (a training run)
+    on each of them once already.
     """
     import pytest
+
+    seed_free = seed_free or {}
+
+    def _hidden_for_correct_code(gid):
+        return seed_free[gid][0] if gid in seed_free else exercises[gid][1]
 
     def _objects(gid, target=None, repl=None):
         objs = dict(exercises[gid][2])
@@ -61,9 +70,9 @@ def exercise_tests(ref, exercises: dict, mutants: list, variants: list) -> dict:
 
     @pytest.mark.parametrize("gid", list(exercises))
     def test_reference_passes(gid):
-        visible, hidden_test, objs = exercises[gid]
+        visible, _, objs = exercises[gid]
         visible(objs)
-        hidden_test(objs)
+        _hidden_for_correct_code(gid)(objs)
 
     @pytest.mark.parametrize("gid,name,target,repl,hint", mutants, ids=[f"{m[0]}: {m[1]}" for m in mutants])
     def test_mutant_is_caught(gid, name, target, repl, hint):
@@ -80,9 +89,9 @@ def exercise_tests(ref, exercises: dict, mutants: list, variants: list) -> dict:
 
     @pytest.mark.parametrize("gid,objs", variants, ids=[v[0] for v in variants])
     def test_correct_variant_passes(gid, objs):
-        visible, hidden_test, _ = exercises[gid]
+        visible = exercises[gid][0]
         visible(objs)
-        hidden_test(objs)
+        _hidden_for_correct_code(gid)(objs)
 
     return {f.__name__: f for f in (test_reference_passes, test_mutant_is_caught, test_every_exercise_has_two_mutants,
                                     test_correct_variant_passes)}

@@ -257,7 +257,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     # 3. exploding gradients tamed by clipping
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for label, max_norm in (("no clipping", None), ("clip at 1.0", 1.0)):
-        losses, norms = exploding_gradients(max_norm, steps=300 if quick else 600)
+        losses, norms = exploding_gradients(max_norm, steps=150 if quick else 600)
         finite = [v for v in losses if math.isfinite(v)]
         blown = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         key = "adding_mse_" + ("clipped" if max_norm else "unclipped")
@@ -271,7 +271,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     axes[0].legend()
     print(f"saved {save(fig, out / 'gradient_clipping.png')}")
     # 4. seq2seq
-    steps = 60 if quick else 1200  # quick: a smoke run of the whole pipeline, not a trained model
+    steps = 20 if quick else 1200  # quick: a smoke run of the whole pipeline, not a trained model
     t0 = time.perf_counter()
     enc, dec, losses = train_dates(steps, device=dev)
     test = make_dates(1000, torch.Generator().manual_seed(12345))

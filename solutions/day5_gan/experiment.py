@@ -180,8 +180,8 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     # this lifts "confident" from 0.61-0.67 (the plain DCGAN over seeds, 3,000 steps) to 0.78-0.82
     # in 2,000 steps. Both GANs train 2,000 steps so the run stays within 5 minutes on a 2-core CPU.
     n_clusters = 20
-    clusters = kmeans(X.flatten(1), n_clusters, iters=10 if quick else 50)
-    steps = 80 if quick else 2000  # quick: a smoke run of the whole pipeline, not trained models
+    clusters = kmeans(X.flatten(1), n_clusters, iters=5 if quick else 50)
+    steps = 30 if quick else 2000  # quick: a smoke run of the whole pipeline, not trained models
     results: dict[str, float] = {}
     g = torch.Generator().manual_seed(1234)
     z = torch.randn(1000, 64, generator=g).to(dev)
@@ -207,7 +207,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
         axes[-1].set(xlabel="step", title="losses")
         axes[-1].legend()
         print(f"saved {save(fig, out / f'{name}_training.png')}")
-    vae, _ = train_vae(X, steps=100 if quick else 2000, device=dev)
+    vae, _ = train_vae(X, steps=50 if quick else 2000, device=dev)
     with torch.no_grad():
         vae_imgs = torch.sigmoid(vae.decoder(torch.randn(1000, 16, generator=g).to(dev))) * 2 - 1
     vae_scores = judge_samples(vae_imgs, judge, real=X_test.to(dev))

@@ -47,7 +47,7 @@ from course.judge import judge_samples, load_judge
 
 device = get_device("auto")
 QUICK = quick_mode()
-GAN_STEPS = 60 if grading_mode() else (1000 if QUICK else 3000)
+GAN_STEPS = 30 if grading_mode() else (1000 if QUICK else 3000)
 print(f"device={device}, quick experiments={QUICK}, GAN steps={GAN_STEPS}")
 
 # %% [markdown]
