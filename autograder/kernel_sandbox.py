@@ -46,6 +46,9 @@ SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"
            "--bounding-set=-all", "--no-new-privs", "--"]
 SYSTEM = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"]
 REPO_PARTS = ["course", "autograder", "data"]  # from the course repository, besides the hidden tests
+# The tamper guard's configuration file (nbgrader_ext.ArmGuard): moved to the same path inside, for the
+# kernel's guard to read and delete.
+GUARD_CONFIG = "COURSE_GUARD_CONFIG"
 
 
 def hidden_test_modules(repo: Path = REPO) -> list[Path]:
@@ -155,6 +158,12 @@ def main(argv: list[str]) -> int:
     (workdir / str(kernel_connection).lstrip("/")).write_bytes(connection)
     os.chown(workdir / str(kernel_connection).lstrip("/"), NOBODY, NOBODY)
     command = [str(kernel_connection) if arg == args.connection_file and arg else arg for arg in command]
+    guard_config = os.environ.pop(GUARD_CONFIG, "")
+    if guard_config and os.path.isfile(guard_config):
+        inside = workdir / guard_config.lstrip("/")
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(guard_config, inside)
+        os.chown(inside, NOBODY, NOBODY)
     env = dict(os.environ, HOME=str(workdir), TMPDIR="/tmp", IPYTHONDIR=str(workdir / ".ipython"),
                MPLCONFIGDIR=str(workdir / ".matplotlib"), XDG_CACHE_HOME=str(workdir / ".cache"),
                JUPYTER_RUNTIME_DIR=str(workdir / ".jupyter"),

@@ -208,6 +208,7 @@ class ArmGuard(NbGraderPreprocessor):
         with os.fdopen(fd, "w") as f:
             json.dump({"trusted": locked, "graded": tests, "preload": preload, "protected_dirs": protect,
                        "nonce": nonce}, f)
+        os.environ[kernel_sandbox.GUARD_CONFIG] = path  # the sandbox carries it into the kernel's /tmp
         cell = new_code_cell(f"__import__('autograder.guard').guard.arm({path!r})")
         cell.metadata[GUARD_MARK] = nonce
         nb.cells.insert(0, cell)
