@@ -278,7 +278,7 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     print(f"saved {save(fig, out / 'q_values.png')}")
 
     t0 = time.perf_counter()
-    history = train_reinforce(episodes=30 if quick else 500)
+    history = train_reinforce(episodes=15 if quick else 500)
     results["reinforce_last50"] = statistics.mean(history[-50:])
     print(f"  REINFORCE: mean return of the last 50 of {len(history)} episodes {results['reinforce_last50']:.0f} "
           f"({time.perf_counter() - t0:.0f}s)")
