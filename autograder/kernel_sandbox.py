@@ -179,6 +179,11 @@ def main(argv: list[str]) -> int:
     # Process 1 stays root and keeps unshare's PDEATHSIG (setpriv's change of user clears the kernel's):
     # when it ends, the OS kills everything in the namespace. Interrupts (SIGINT) are the kernel's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return exit_status(child)
+
+
+def exit_status(child: int) -> int:
+    """Wait for ``child``; its exit code, or 128 + N when signal N killed it (as a shell says it)."""
     while True:
         try:
             _, status = os.waitpid(child, 0)

@@ -1,5 +1,7 @@
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
 
 # Under pytest-xdist each worker gets its share of the cores, and so does every process it starts
@@ -28,3 +30,34 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 that keeps the first 100 bytes a client sends (a submission trying
+    to send data out of the grading sandbox)."""
+
+    def __init__(self):
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._received: list[bytes] = []
+        threading.Thread(target=self._listen, daemon=True).start()
+
+    def _listen(self):
+        self._server.settimeout(600)
+        try:
+            conn, _ = self._server.accept()
+            self._received.append(conn.recv(100))
+        except OSError:
+            pass
+
+    def stop(self) -> list[bytes]:
+        """Close the server; what it received."""
+        self._server.close()
+        return self._received
+
+
+@pytest.fixture
+def loopback_server():
+    server = LoopbackServer()
+    yield server
+    server.stop()

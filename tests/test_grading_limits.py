@@ -6,10 +6,8 @@ network namespace (root on Linux), nothing arrives."""
 from __future__ import annotations
 
 import csv
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import nbformat
@@ -27,22 +25,10 @@ def _with_prefix(nb, grade_id: str, code: str) -> None:
 
 
 @pytest.mark.slow
-def test_loop_memory_bomb_and_crash_lose_only_their_own_points(tmp_path):
-    server = socket.create_server(("127.0.0.1", 0))
-    received = []
-
-    def listen():
-        server.settimeout(600)
-        try:
-            conn, _ = server.accept()
-            received.append(conn.recv(100))
-        except OSError:
-            pass
-
-    threading.Thread(target=listen, daemon=True).start()
+def test_loop_memory_bomb_and_crash_lose_only_their_own_points(tmp_path, loopback_server):
     nb = nbformat.read(REPO / "solutions" / AID / "samples" / "reference.ipynb", as_version=4)
     _with_prefix(nb, "sgd", "import socket as _socket\ntry:\n    _socket.create_connection(('127.0.0.1', "
-                            f"{server.getsockname()[1]}), timeout=5).sendall(b'stolen')\nexcept OSError:\n    pass\n")
+                            f"{loopback_server.port}), timeout=5).sendall(b'stolen')\nexcept OSError:\n    pass\n")
     _with_prefix(nb, "minibatches", "while True:\n    pass\n")  # runs before minibatches is defined
     _with_prefix(nb, "lr_schedules", "_hog = [bytearray(2**30) for _ in range(8)]  # 8 GB\n")
     _with_prefix(nb, "init_weights", "import os\nos._exit(1)\n")  # the kernel dies; later cells never run
@@ -59,7 +45,7 @@ def test_loop_memory_bomb_and_crash_lose_only_their_own_points(tmp_path):
     for words in ("memory limit", "cell limit", "kernel died"):
         assert words in row["problem"], row["problem"]
     isolated, why = sandbox.available()
-    server.close()
+    received = loopback_server.stop()
     assert received == ([] if isolated else [b"stolen"]), (received, why)  # without a namespace, the data gets out
     assert isolated or "network access" in proc.stdout
     log = (tmp_path / "out" / "logs" / f"runaway--{AID}.log").read_text()

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import nbformat
@@ -155,32 +153,20 @@ def _left_behind() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not kernel_sandbox.available()[0], reason=f"no kernel sandbox here: {kernel_sandbox.available()[1]}")
-def test_attacks_on_the_grader_and_the_answers_get_nothing(tmp_path):
-    server = socket.create_server(("127.0.0.1", 0))
-    received = []
-
-    def listen():
-        server.settimeout(600)
-        try:
-            conn, _ = server.accept()
-            received.append(conn.recv(100))
-        except OSError:
-            pass
-
-    threading.Thread(target=listen, daemon=True).start()
+def test_attacks_on_the_grader_and_the_answers_get_nothing(tmp_path, loopback_server):
     subs, out = tmp_path / "subs", tmp_path / "out"
     victim = subs / "victim" / AID / f"{NAME}.ipynb"
     victim.parent.mkdir(parents=True)
     victim.write_bytes(sample_path(AID, "blank").read_bytes())
     before = victim.read_bytes()
     paths = dict(ref=str(REPO / "solutions" / AID / "reference.py"), solutions=str(REPO / "solutions"),
-                 victim=str(victim), out=str(out), port=server.getsockname()[1], marker=MARKER)
+                 victim=str(victim), out=str(out), port=loopback_server.port, marker=MARKER)
     (subs / "attacker" / AID).mkdir(parents=True)
     nbformat.write(_attacker(paths), subs / "attacker" / AID / f"{NAME}.ipynb")
     proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", "2"],
                           capture_output=True, text=True, timeout=600)
     left = _left_behind()
-    server.close()
+    received = loopback_server.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert set(rows) == {"attacker", "victim"}

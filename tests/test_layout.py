@@ -66,3 +66,22 @@ def test_reference_modules_keep_their_imports_at_the_top_and_stay_short():
                      for sub in ast.walk(node) if isinstance(sub, (ast.Import, ast.ImportFrom))]
             assert inner == [], f"{aid}/{name} imports inside functions: {inner}"
             assert "__import__(" not in path.read_text(encoding="utf-8"), f"{aid}/{name}"
+
+
+def test_hidden_tests_import_only_what_the_kernel_sandbox_shows():
+    """The kernel that runs the hidden tests sees only course/, autograder/, data/ and the hidden-test
+    modules of solutions/ (autograder/kernel_sandbox.py), so a hidden test that imported a reference or
+    an experiment would fail under grading."""
+    from autograder.kernel_sandbox import hidden_test_modules
+
+    visible = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+               for p in hidden_test_modules(REPO)}
+    for aid in days.assignments():
+        tree = ast.parse((REPO / "solutions" / aid / "hidden.py").read_text(encoding="utf-8"))
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        names += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                  and n.module.startswith("solutions") for a in n.names]
+        for name in names:
+            top = name.split(".")[0]
+            assert top != "solutions" or name in visible, f"{aid}/hidden.py imports {name}, which the kernel cannot see"
