@@ -21,7 +21,8 @@ a submission that switches the guard off is noticed from outside the kernel.
 
 This stops the tampering a student can do by accident or with a few lines. It is not a
 sandbox: code running in the same process can, with enough effort, defeat any check made in
-that process.
+that process. The OS sandbox around the kernel (kernel_sandbox.py) is what keeps the answers,
+the gradebook and other submissions out of reach; the guard still names the attempt.
 """
 from __future__ import annotations
 
