@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -195,6 +196,7 @@ def _executor(jobs: int, scheduler: str | None):
         raise GradeError("--executor dask needs dask.distributed: pip install 'dl-course[dask]' "
                          "(or pip install 'dask[distributed]')") from None
     try:
+        _probe(scheduler)  # a refused connection fails at once, not after the client's 10 s of retries
         client = Client(scheduler, timeout=10)
     except (OSError, TimeoutError, ValueError) as e:
         raise GradeError(f"could not reach the Dask scheduler at {scheduler} ({type(e).__name__}: {e}); "
@@ -203,6 +205,14 @@ def _executor(jobs: int, scheduler: str | None):
         yield (lambda fn, *args: client.submit(fn, *args, pure=False)), dask_as_completed
     finally:
         client.close()
+
+
+def _probe(scheduler: str) -> None:
+    """Raise OSError when nothing accepts a TCP connection at a ``tcp://HOST:PORT`` address (others pass)."""
+    scheme, _, where = scheduler.rpartition("://")
+    host, _, port = where.rpartition(":")
+    if scheme in ("", "tcp") and host and port.isdigit():
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
 
 
 def _plan(subs: list[Submission], out: Path, force: bool) -> tuple[list[Result], list[tuple[Submission, str]]]:

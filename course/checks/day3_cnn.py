@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course.checks.common import _fail, _ok, call_student, compare, forbid_calls, rand64
+from course.device import grading_mode
 
 TOL = dict(atol=1e-10, rtol=1e-8)
 
@@ -438,10 +439,15 @@ def check_dense_block(DenseBlock, *, seed: int = 0, verbose: bool = True) -> Non
 # ----------------------------------------------------------------------------- SimpleCNN
 
 def check_simple_cnn(SimpleCNN, *, seed: int = 0, steps: int = 150, min_accuracy: float = 0.93,
-                     train: bool = True, verbose: bool = True) -> None:
+                     train: bool | None = None, verbose: bool = True) -> None:
     """Shapes, a parameter budget, and (``train``) training: ``steps`` Adam steps (batch 64) on the
-    bundled training digits must reach ``min_accuracy`` on the 1,000 bundled test digits."""
+    bundled training digits must reach ``min_accuracy`` on the 1,000 bundled test digits.
+
+    ``train`` defaults to True, except while the notebook is graded: the hidden test then runs the same
+    training (same seed), so the visible check leaves it to that test instead of training twice."""
     __tracebackhide__ = True
+    if train is None:
+        train = not grading_mode()
     from course.data import load_mnist
     from course.train import accuracy, train_classifier
 
@@ -470,7 +476,8 @@ def check_simple_cnn(SimpleCNN, *, seed: int = 0, steps: int = 150, min_accuracy
         _fail(f"SimpleCNN has {n:,} parameters; keep it under 1,000,000 so that it trains in the CPU budget.")
     if not train:
         if verbose:
-            _ok(f"SimpleCNN: shapes right, raw logits, {n:,} parameters.")
+            _ok(f"SimpleCNN: shapes right, raw logits, {n:,} parameters."
+                + (" Training is checked by the hidden test." if grading_mode() else ""))
         return
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

@@ -56,7 +56,7 @@ def hidden_simple_cnn_shapes(SimpleCNN):
 
 
 def hidden_simple_cnn_training(SimpleCNN):
-    _run("SimpleCNN (150 training steps)", check_simple_cnn, SimpleCNN, seed=TRAINING_SEED)
+    _run("SimpleCNN (150 training steps)", check_simple_cnn, SimpleCNN, seed=TRAINING_SEED, train=True)
 
 
 def hidden_transfer(freeze, replace_head):
