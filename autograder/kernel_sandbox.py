@@ -17,7 +17,8 @@ setpriv, then waits for it. The kernel sees:
   Nothing else exists in there: not the reference code, the samples, the gradebook, the other
   submissions, grades.csv, git history or anybody's home folder;
 - writable: its own scratch folder (a tmpfs at its working directory, also its $HOME), a fresh
-  /tmp and /dev/shm;
+  /tmp and /dev/shm, and the judge's folder for this notebook (judge.py), where its hidden tests
+  leave their observations;
 - a fresh /proc of its own PID namespace: it cannot see or signal the grader, and when process 1
   ends (with the kernel, or killed with the grader: PDEATHSIG) the OS kills everything left inside;
 - as user and group 65534 (nobody), no supplementary groups, no capabilities, no_new_privs.
@@ -49,6 +50,9 @@ REPO_PARTS = ["course", "autograder", "data"]  # from the course repository, bes
 # The tamper guard's configuration file (nbgrader_ext.ArmGuard): moved to the same path inside, for the
 # kernel's guard to read and delete.
 GUARD_CONFIG = "COURSE_GUARD_CONFIG"
+# The judge's folder (judge.Channel): bound writable at the same path inside, where the kernel's scenarios
+# read their challenges and leave their observations.
+JUDGE_CHANNEL = "COURSE_JUDGE_DIR"
 
 
 def hidden_test_modules(repo: Path = REPO) -> list[Path]:
@@ -126,6 +130,9 @@ def build_root(root: Path, workdir: Path) -> None:
     (root / "dev").mkdir()
     _bind(Path("/dev"), root, writable=True)  # device nodes (null, urandom, ...); their own permissions apply
     _mount("-t", "tmpfs", "-o", "mode=1777", "course-kernel-shm", str(root / "dev" / "shm"))
+    channel = os.environ.get(JUDGE_CHANNEL, "")
+    if channel and os.path.isdir(channel) and not os.path.islink(channel):  # the judge's folder (judge.py)
+        _bind(Path(channel), root, writable=True)
     (root / "proc").mkdir()
     _mount("-t", "proc", "proc", str(root / "proc"))
     scratch = root / str(workdir).lstrip("/")

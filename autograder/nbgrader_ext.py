@@ -20,7 +20,7 @@ from jupyter_client import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbformat.v4 import new_code_cell, new_output
-from autograder import kernel_sandbox
+from autograder import judge, kernel_sandbox
 from autograder.guard import PREFIX as TAMPERING  # the message prefix of a tampering verdict
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute,
                                     GetGrades, IgnorePattern, LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
@@ -79,7 +79,19 @@ class CrashTolerantExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self.died_in = None
         self.offset = int(bool(nb.cells) and GUARD_MARK in nb.cells[0].metadata)
-        return super().preprocess(nb, resources, km)
+        assignment = (resources or {}).get("nbgrader", {}).get("assignment")
+        self.channel = judge.Channel(assignment) if assignment else None
+        if self.channel is not None and not self.channel.tests:
+            self.channel.close()
+            self.channel = None
+        if self.channel is None:
+            return super().preprocess(nb, resources, km)
+        os.environ[judge.CHANNEL] = str(self.channel.path)  # the kernel (and its sandbox) inherit it
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            os.environ.pop(judge.CHANNEL, None)
+            self.channel.close()
 
     def preprocess_cell(self, cell, resources, index):
         if self.progress_file and cell.cell_type == "code":
@@ -88,20 +100,38 @@ class CrashTolerantExecute(Execute):
                 json.dump({"cell": index - self.offset}, f)  # as the student counts: without the guard's cell
             os.replace(tmp, self.progress_file)
         if self.died_in is None:
+            test_id = _nbg(cell).get("grade_id") if _is_test_cell(cell) else None
+            judged = self.channel is not None and test_id in self.channel.tests
+            if judged:
+                self.channel.before(test_id)
             try:
-                return super().preprocess_cell(cell, resources, index)
+                cell, resources = super().preprocess_cell(cell, resources, index)
             except DeadKernelError:
                 self.died_in = index - self.offset  # as the student counts: without the guard's cell
                 cell.outputs.append(new_output("error", ename="KernelDied", evalue=(
                     "the Python kernel died while running this cell (a crash, os._exit() or running out of "
                     "memory); later cells were not run"), traceback=[]))
                 return cell, resources
+            if judged:
+                self._add_verdict(cell, test_id)
+            return cell, resources
         if cell.cell_type == "code":
             cell.outputs = []
             if cell.metadata.get("nbgrader", {}).get("grade"):
                 cell.outputs.append(new_output("error", ename="NotRun", evalue=(
                     f"not run: the kernel died in cell {self.died_in} (see above)"), traceback=[]))
         return cell, resources
+
+    def _add_verdict(self, cell, test_id: str) -> None:
+        """The judge's verdict on the cell's observations, as its last output (judge.py)."""
+        failed = self.channel.after(test_id)
+        if any(o.get("output_type") == "error" for o in cell.outputs):
+            return  # the cell failed in the kernel already: no points either way
+        if failed:
+            cell.outputs.append(new_output("error", ename="AssertionError", evalue=failed, traceback=[]))
+        else:
+            text = f"\u2713 hidden tests passed for {self.channel.tests[test_id].description} (judged by the grader)\n"
+            cell.outputs.append(new_output("stream", name="stdout", text=text))
 
 
 class HarmlessStderr(NbGraderPreprocessor):
