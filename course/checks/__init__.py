@@ -8,8 +8,8 @@ The checks compare against torch itself (``torch.optim.Adam``, ``F.batch_norm`` 
 against formulas stated in the notebook. They never import the reference solutions.
 
 Each DAY's checks are in ``course/checks/<assignment_id>.py``; every public name of every DAY's
-module is also importable from here (``from course.checks import check_adam_like``), so a
-notebook can use either spelling. The DAY modules are found from this folder (course/days.py).
+module (its ``__all__`` where it has one) is also importable from here (``from course.checks import
+check_adam_like``), so a notebook can use either spelling. The DAY modules are found from this folder (course/days.py).
 """
 import importlib
 import inspect
@@ -18,11 +18,11 @@ from course.checks.common import CheckFailed, compare
 from course.days import check_modules
 
 __all__ = ["CheckFailed", "compare"]
-for _aid in check_modules():  # a DAY's public functions and its UPPER_CASE constants
+for _aid in check_modules():  # a DAY's __all__, or else its public functions and its UPPER_CASE constants
     _module = importlib.import_module(f"course.checks.{_aid}")
     for _name, _value in vars(_module).items():
-        if not _name.startswith("_") and (_name.isupper() or inspect.isfunction(_value)
-                                          and _value.__module__ == _module.__name__):
+        if _name in getattr(_module, "__all__", ()) or not hasattr(_module, "__all__") and not _name.startswith("_") \
+                and (_name.isupper() or inspect.isfunction(_value) and _value.__module__ == _module.__name__):
             globals()[_name] = _value
             __all__.append(_name)
 del _aid, _module, _name, _value
