@@ -33,6 +33,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -89,33 +90,51 @@ def load_observations(data: bytes):
 
 # ----------------------------------------------------------------------------- in the grader
 
+def lists_judged_tests(assignment: str) -> bool:
+    """Whether ``assignment``'s hidden.py lists judged tests, read from its text: importing a DAY whose
+    hidden tests all run in the kernel would cost this process torch's import (seconds) for nothing."""
+    try:
+        spec = importlib.util.find_spec(f"solutions.{assignment}.hidden")
+    except (ImportError, ValueError):
+        return False
+    return bool(spec and spec.origin) and "JUDGED" in Path(spec.origin).read_text(encoding="utf-8")
+
+
 def judged_tests(assignment: str) -> dict[str, Judged]:
-    """The judged hidden tests of ``assignment`` (none when its hidden.py lists none)."""
-    spec = importlib.util.find_spec(f"solutions.{assignment}.hidden") if _package_exists(assignment) else None
-    # A DAY whose hidden tests all run in the kernel is not imported here: that would cost this process
-    # torch's import (seconds) for nothing.
-    if spec is None or not spec.origin or "JUDGED" not in Path(spec.origin).read_text(encoding="utf-8"):
-        return {}
+    """The judged hidden tests of ``assignment``; its hidden.py's ``warm_up()``, if any, runs first."""
     module = importlib.import_module(f"solutions.{assignment}.hidden")
+    if callable(getattr(module, "warm_up", None)):
+        module.warm_up()
     return dict(getattr(module, "JUDGED", {}))
 
 
-def _package_exists(assignment: str) -> bool:
-    try:
-        return importlib.util.find_spec(f"solutions.{assignment}") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 class Channel:
-    """The grader's end: a fresh folder shared with one kernel, for one notebook."""
+    """The grader's end: a fresh folder shared with one kernel, for one notebook.
+
+    The hidden tests are imported (torch with them) in a thread started here, while the kernel starts
+    and runs the notebook's first cells; :attr:`tests` waits for it."""
 
     def __init__(self, assignment: str):
-        self.tests = judged_tests(assignment)
         self.path = Path(tempfile.mkdtemp(prefix="course-judge-"))
         if os.geteuid() == 0:
             os.chown(self.path, NOBODY, NOBODY)  # the sandboxed kernel writes its observations here
         self.challenges: dict[str, dict] = {}
+        self._loaded: dict[str, Judged] | BaseException = {}
+        self._loader = threading.Thread(target=self._load, args=(assignment,), daemon=True)
+        self._loader.start()
+
+    def _load(self, assignment: str) -> None:
+        try:
+            self._loaded = judged_tests(assignment)
+        except BaseException as e:  # raised again by .tests, in the grading thread
+            self._loaded = e
+
+    @property
+    def tests(self) -> dict[str, Judged]:
+        self._loader.join()
+        if isinstance(self._loaded, BaseException):
+            raise self._loaded
+        return self._loaded
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -80,10 +80,7 @@ class CrashTolerantExecute(Execute):
         self.died_in = None
         self.offset = int(bool(nb.cells) and GUARD_MARK in nb.cells[0].metadata)
         assignment = (resources or {}).get("nbgrader", {}).get("assignment")
-        self.channel = judge.Channel(assignment) if assignment else None
-        if self.channel is not None and not self.channel.tests:
-            self.channel.close()
-            self.channel = None
+        self.channel = judge.Channel(assignment) if assignment and judge.lists_judged_tests(assignment) else None
         if self.channel is None:
             return super().preprocess(nb, resources, km)
         os.environ[judge.CHANNEL] = str(self.channel.path)  # the kernel (and its sandbox) inherit it
@@ -101,7 +98,7 @@ class CrashTolerantExecute(Execute):
             os.replace(tmp, self.progress_file)
         if self.died_in is None:
             test_id = _nbg(cell).get("grade_id") if _is_test_cell(cell) else None
-            judged = self.channel is not None and test_id in self.channel.tests
+            judged = self.channel is not None and test_id is not None and test_id in self.channel.tests
             if judged:
                 self.channel.before(test_id)
             try:
