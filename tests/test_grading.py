@@ -4,11 +4,14 @@ One grading run covers, for every DAY: the reference (full marks), the blank ske
 grader keeps going), the bundled buggy sample (loses exactly the points of the planted
 bug); and for DAY 1: a tampered buggy notebook (edited, deleted and duplicated cells,
 huge outputs: graded from the original tests, every repair reported), a cheater (whose honest first
-exercise also emits a UserWarning and writes to stderr: no points lost), and broken input (malformed JSON, a missing assignment folder)
-that is reported without stopping the batch.
+exercise also emits a UserWarning and writes to stderr: no points lost), an attacker of the judge
+(tests/judge_attacks.py: 0 points), and broken input (malformed JSON, a missing assignment folder)
+that is reported without stopping the batch. Only the references run their experiment cells (see
+``without_experiments``).
 """
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import re
@@ -21,10 +24,27 @@ import pytest
 
 from autograder.build import lay_out_samples, sample_path
 from course.days import assignments
+from tests.judge_attacks import attacker
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = assignments()
 AID, NAME = "day1_optimization", ASSIGNMENTS["day1_optimization"]
+
+
+def without_experiments(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` without its ungraded cells that only compute (no def, class or import): the experiments,
+    which change no grade. The references still run every cell (test_every_cell_of_the_reference_notebook_runs);
+    the other submissions of this run do not, to keep the suite's time down."""
+    def keeps(cell) -> bool:
+        if cell.cell_type != "code" or cell.metadata.get("nbgrader"):
+            return True
+        try:
+            body = ast.parse(cell.source).body
+        except SyntaxError:
+            return True
+        return any(isinstance(s, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) for s in body)
+    nb.cells = [c for c in nb.cells if keeps(c)]
+    return nb
 
 
 def _noisy_reference() -> nbformat.NotebookNode:
@@ -43,7 +63,7 @@ def _noisy_reference() -> nbformat.NotebookNode:
 def _tampered_buggy() -> nbformat.NotebookNode:
     """The buggy sample (fails test_adam) after a student 'fixes' it: the Adam test replaced by `pass`,
     the momentum test deleted, the SGD solution duplicated, and 6 MB of printed output left in."""
-    nb = nbformat.read(sample_path(AID, 'buggy'), as_version=4)
+    nb = without_experiments(nbformat.read(sample_path(AID, 'buggy'), as_version=4))
     cell = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
     cell["test_adam"].source = "pass"
     nb.cells.remove(cell["test_momentum"])
@@ -66,7 +86,7 @@ CHEATS = {
 
 def _cheater() -> nbformat.NotebookNode:
     """The noisy reference (full marks) with the cheats above added to four later solution cells."""
-    nb = _noisy_reference()
+    nb = without_experiments(_noisy_reference())
     for c in nb.cells:
         gid = c.metadata.get("nbgrader", {}).get("grade_id")
         if gid in CHEATS:
@@ -78,6 +98,13 @@ def _cheater() -> nbformat.NotebookNode:
 def graded(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
     lay_out_samples(subs)
+    for aid, name in ASSIGNMENTS.items():
+        buggy = subs / "buggy" / aid / f"{name}.ipynb"
+        nbformat.write(without_experiments(nbformat.read(buggy, as_version=4)), buggy)
+    victim = tmp_path_factory.mktemp("victim") / "victim.txt"
+    victim.write_text("unchanged")
+    (subs / "attacker" / AID).mkdir(parents=True)
+    nbformat.write(attacker(victim), subs / "attacker" / AID / f"{NAME}.ipynb")
     (subs / "tampered" / AID).mkdir(parents=True)
     nbformat.write(_tampered_buggy(), subs / "tampered" / AID / f"{NAME}.ipynb")
     (subs / "cheater" / AID).mkdir(parents=True)
@@ -90,7 +117,7 @@ def graded(tmp_path_factory):
                           capture_output=True, text=True, timeout=900)
     rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(out / "grades.csv"))} \
         if (out / "grades.csv").exists() else {}
-    return proc, rows, out
+    return proc, rows, out, victim
 
 
 # assignment -> (max score, test ids that the bundled buggy sample must fail)
@@ -109,16 +136,17 @@ N_TESTS = {"day1_optimization": 9, "day2_normalization": 9, "day3_cnn": 9, "day4
 
 @pytest.mark.slow
 def test_batch_completes_with_exit_code_zero(graded):
-    proc, rows, _ = graded
+    proc, rows, _, _ = graded
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert {s for s, _ in rows} == {"reference", "blank", "buggy", "tampered", "cheater", "garbled", "nothing"}
+    assert {s for s, _ in rows} == {"reference", "blank", "buggy", "tampered", "cheater", "garbled", "nothing",
+                                    "attacker"}
     assert {a for _, a in rows} == set(ASSIGNMENTS) == set(EXPECTED)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("aid", list(EXPECTED))
 def test_reference_gets_full_marks(graded, aid):
-    _, rows, out = graded
+    _, rows, out, _ = graded
     r = rows["reference", aid]
     assert (r["status"], float(r["score"]), float(r["max_score"])) == ("graded",) + (EXPECTED[aid][0],) * 2, r
     assert (out / "feedback" / "reference" / aid / f"{ASSIGNMENTS[aid]}.ipynb".replace(".ipynb", ".html")).exists()
@@ -127,7 +155,7 @@ def test_reference_gets_full_marks(graded, aid):
 @pytest.mark.slow
 @pytest.mark.parametrize("aid", list(EXPECTED))
 def test_blank_scores_zero_without_breaking(graded, aid):
-    _, rows, _ = graded
+    _, rows, _, _ = graded
     r = rows["blank", aid]
     assert r["status"] == "graded" and float(r["score"]) == 0.0, r
     assert len(r["failed_tests"].split()) == N_TESTS[aid]
@@ -136,7 +164,7 @@ def test_blank_scores_zero_without_breaking(graded, aid):
 @pytest.mark.slow
 @pytest.mark.parametrize("aid", list(EXPECTED))
 def test_buggy_sample_loses_the_planted_bug(graded, aid):
-    _, rows, _ = graded
+    _, rows, _, _ = graded
     r = rows["buggy", aid]
     assert set(r["failed_tests"].split()) == EXPECTED[aid][1], r
     assert 0 < float(r["score"]) < EXPECTED[aid][0]
@@ -144,7 +172,7 @@ def test_buggy_sample_loses_the_planted_bug(graded, aid):
 
 @pytest.mark.slow
 def test_feedback_teaches_and_hides_hidden_tests(graded):
-    _, _, out = graded
+    _, _, out, _ = graded
     html = (out / "feedback" / "buggy" / AID / f"{NAME}.html").read_text()
     assert "neither moment is bias-corrected" in html  # the teaching message reaches the student
     assert "hidden_adam" not in html and "BEGIN HIDDEN TESTS" not in html  # hidden tests do not leak
@@ -155,7 +183,7 @@ def test_feedback_teaches_and_hides_hidden_tests(graded):
 def test_every_cell_of_the_reference_notebook_runs(graded, aid):
     """The whole notebook, graded or not, runs without an error when filled in with the reference (the
     worker's result lists every cell that raised): an experiment cell that breaks is caught here."""
-    _, _, out = graded
+    _, _, out, _ = graded
     result = json.loads((out / "results" / "reference" / f"{aid}.json").read_text())
     assert [f for f in result["findings"] if f["kind"] == "cell_error"] == []
 
@@ -164,7 +192,7 @@ def test_every_cell_of_the_reference_notebook_runs(graded, aid):
 def test_feedback_shows_its_equations_without_a_network(graded):
     """Math is MathML in the HTML itself, and the HTML loads no script from the internet (nbconvert's
     template would fetch MathJax from a CDN)."""
-    _, _, out = graded
+    _, _, out, _ = graded
     for aid in EXPECTED:
         html = (out / "feedback" / "reference" / aid / f"{ASSIGNMENTS[aid]}.html").read_text()
         assert html.count("<math ") > 5, aid
@@ -174,14 +202,14 @@ def test_feedback_shows_its_equations_without_a_network(graded):
 @pytest.mark.slow
 def test_warnings_and_stderr_cost_no_points(graded):
     """The cheater's first exercise is honest but warns and prints to stderr: its test still passes."""
-    _, rows, _ = graded
+    _, rows, _, _ = graded
     r = rows["cheater", AID]
     assert "test_sgd" not in r["failed_tests"].split() and "stderr" not in r["problem"], r
 
 
 @pytest.mark.slow
 def test_broken_input_is_reported_not_fatal(graded):
-    proc, rows, _ = graded
+    proc, rows, _, _ = graded
     assert rows["garbled", AID]["status"] == "invalid" and "not a readable notebook" in rows["garbled", AID]["problem"]
     assert rows["nothing", AID]["status"] == "missing" and AID in rows["nothing", AID]["problem"]
     assert rows["cheater", "day2_normalization"]["status"] == "missing"  # every DAY found is expected from everyone
@@ -192,7 +220,7 @@ def test_broken_input_is_reported_not_fatal(graded):
 def test_tampered_cells_are_restored_and_reported(graded):
     """Edited and deleted test cells are graded from the originals; the duplicate and the huge
     outputs do not break grading; every repair is named in the problem column."""
-    _, rows, _ = graded
+    _, rows, _, _ = graded
     r = rows["tampered", AID]
     assert r["status"] == "graded" and float(r["score"]) == 15.0 and r["failed_tests"] == "test_adam", r
     for words in ("test_adam was edited", "test_momentum was deleted", "duplicated solution cell sgd",
@@ -205,7 +233,7 @@ def test_cheating_gets_no_credit_and_is_flagged(graded):
     """Importing the answer, patching torch.allclose, reading the hidden tests and switching the guard
     off: the tests from the first cheat on get 0, the earlier ones keep their points, and each cheat
     is named in a `flagged` row. The honest reference rows above show the guard flags nothing else."""
-    _, rows, out = graded
+    _, rows, out, _ = graded
     r = rows["cheater", AID]
     release = nbformat.read(REPO / "assignments" / AID / f"{NAME}.ipynb", as_version=4)
     points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"] for c in release.cells
@@ -219,6 +247,22 @@ def test_cheating_gets_no_credit_and_is_flagged(graded):
     html = (out / "feedback" / "cheater" / AID / f"{NAME}.html").read_text()
     assert "TAMPERING" in html and "course-guard" not in html  # the student sees why; the stamps are gone
     assert all(rows["reference", a]["status"] != "flagged" for a in ASSIGNMENTS)
+
+
+@pytest.mark.slow
+def test_attacks_on_the_comparison_get_nothing(graded):
+    """tests/judge_attacks.py: a `__code__` swap of the verdict, widened tolerances, `sys.settrace`
+    rewriting the verdict's locals, a tensor subclass whose differences are zero, pinned "fresh" seeds
+    with a lookup table of torch's answers, the judge's channel removed, links planted in the judge's
+    folder, the guard switched off. The grader decides, so every test scores 0; the link's target is
+    untouched; the reference in the same run has full marks (test_reference_gets_full_marks)."""
+    _, rows, out, victim = graded
+    r = rows["attacker", AID]
+    assert float(r["score"]) == 0 and len(r["failed_tests"].split()) == N_TESTS[AID], r
+    assert victim.read_text() == "unchanged"
+    html = (out / "feedback" / "attacker" / AID / f"{NAME}.html").read_text()
+    assert "sent the grader no observations" in html  # the channel removed: the in-kernel verdict earns nothing
+    assert "not plain tensors" in html  # the lying subclass never reaches a comparison
 
 
 @pytest.mark.cuda
