@@ -11,7 +11,6 @@ that is reported without stopping the batch. Only the references run their exper
 """
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import re
@@ -25,26 +24,11 @@ import pytest
 from autograder.build import lay_out_samples, sample_path
 from course.days import assignments
 from tests.judge_attacks import attacker
+from tests.samples import without_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = assignments()
 AID, NAME = "day1_optimization", ASSIGNMENTS["day1_optimization"]
-
-
-def without_experiments(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """``nb`` without its ungraded cells that only compute (no def, class or import): the experiments,
-    which change no grade. The references still run every cell (test_every_cell_of_the_reference_notebook_runs);
-    the other submissions of this run do not, to keep the suite's time down."""
-    def keeps(cell) -> bool:
-        if cell.cell_type != "code" or cell.metadata.get("nbgrader"):
-            return True
-        try:
-            body = ast.parse(cell.source).body
-        except SyntaxError:
-            return True
-        return any(isinstance(s, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) for s in body)
-    nb.cells = [c for c in nb.cells if keeps(c)]
-    return nb
 
 
 def _noisy_reference() -> nbformat.NotebookNode:

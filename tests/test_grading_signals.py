@@ -31,6 +31,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.build import sample_path
+from tests.samples import without_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 AID, NAME = "day1_optimization", "optimization"
@@ -51,7 +52,7 @@ for _ in range(6):
 
 def _notebook(prefix: str, sample: str = "reference") -> tuple[nbformat.NotebookNode, int]:
     """A DAY 1 sample with ``prefix`` at the top of its first exercise; and that cell's index."""
-    nb = nbformat.read(sample_path(AID, sample), as_version=4)
+    nb = without_experiments(nbformat.read(sample_path(AID, sample), as_version=4))
     index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "sgd")
     nb.cells[index].source = prefix + nb.cells[index].source
     return nb, index
