@@ -206,10 +206,11 @@ def _run_one(job: tuple[str, int, dict, str]) -> tuple[str, int, dict]:
 
 
 def run_experiments(steps: int, seeds: tuple[int, ...], variants: dict = VARIANTS, device="cpu",
-                    workers: int | None = None, progress: bool = True, stop_when_solved: bool = False
-                    ) -> dict[str, list[dict]]:
-    """Every variant × seed for ``steps`` env steps (by default with no early stop), in parallel worker processes."""
-    jobs = [(name, seed, dict(kw, total_steps=steps, stop_when_solved=stop_when_solved), str(device))
+                    workers: int | None = None, progress: bool = True, stop_when_solved: bool = False,
+                    config: dict | None = None) -> dict[str, list[dict]]:
+    """Every variant × seed for ``steps`` env steps (by default with no early stop), in parallel worker
+    processes; ``config``: more DQNConfig fields for every run."""
+    jobs = [(name, seed, dict(kw, **(config or {}), total_steps=steps, stop_when_solved=stop_when_solved), str(device))
             for name, kw in variants.items() for seed in seeds]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     logs: dict[str, list[dict]] = {name: [] for name in variants}
@@ -250,10 +251,11 @@ def main(device: str = "auto", quick: bool = False) -> dict[str, float]:
     """DQN and its ablations over seeds, Double DQN's Q-values, REINFORCE; plots; metrics on the last line."""
     dev = get_device(device)
     out = Path("runs/day6_dqn")
-    steps, seeds = (3_000, (0,)) if quick else (50_000, (0, 1, 2, 3, 4))  # quick: a smoke run
+    steps, seeds = (1_500, (0,)) if quick else (50_000, (0, 1, 2, 3, 4))  # quick: a smoke run,
+    config = {"eval_every": 1_500, "eval_episodes": 5} if quick else {}  # two training rounds, one evaluation
     print(f"day6_dqn: {len(VARIANTS)} variants × {len(seeds)} seeds × {steps:,} env steps on {dev}")
     t0 = time.perf_counter()
-    logs = run_experiments(steps, seeds, device=dev)
+    logs = run_experiments(steps, seeds, device=dev, config=config)
     print(f"  {len(VARIANTS) * len(seeds)} runs in {time.perf_counter() - t0:.0f}s")
     results: dict[str, float] = {}
     for name, runs in logs.items():
