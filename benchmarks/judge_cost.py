@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,10 +33,9 @@ def first_judge_commit() -> str:
 
 def grade(tree: Path, subs: Path, out: Path) -> dict[str, float]:
     """Seconds per notebook ("student/assignment") of one `course grade` run with the code of ``tree``."""
-    env = {"PYTHONPATH": str(tree)}
     proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", "1",
                            "--force"], cwd=tree, capture_output=True, text=True,
-                          env={**__import__("os").environ, **env})
+                          env=dict(os.environ, PYTHONPATH=str(tree)))  # that tree's course/ and autograder/
     if proc.returncode != 0:
         raise SystemExit(f"course grade failed in {tree}: {proc.stderr.strip()[-500:]}")
     return {f"{r['student_id']}/{r['assignment']}": float(r["seconds"]) for r in csv.DictReader(open(out / "grades.csv"))}
