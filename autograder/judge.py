@@ -40,9 +40,9 @@ from typing import Callable
 
 from autograder.guard import check_own_code
 from autograder.hidden import hidden_case
-from autograder.kernel_sandbox import JUDGE_CHANNEL, NOBODY
+from autograder.kernel_sandbox import JUDGE_CHANNEL as CHANNEL  # the channel folder's environment variable
+from autograder.kernel_sandbox import NOBODY
 
-CHANNEL = JUDGE_CHANNEL  # environment variable: the channel folder, set for the kernel
 MAX_OBSERVATIONS = 64 * 2**20  # bytes; more is refused
 
 

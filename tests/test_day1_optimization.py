@@ -305,6 +305,7 @@ MINIBATCH_MUTANTS = [
     ("shuffles x and y separately", [("yield X[idx], y[idx]",
                                       "yield X[idx], y[torch.randperm(n, generator=generator)[start:start + batch_size]]")],
      "out of step"),
+    ("flattens the x batches", [("yield X[idx], y[idx]", "yield X[idx].flatten(), y[idx]")], "rows of X"),
 ]
 
 
@@ -400,3 +401,51 @@ def test_no_verdict_depends_on_the_seed_schedules_minibatches_init():
                {name: mutate(ref.minibatches, repl) for name, repl, _ in MINIBATCH_MUTANTS})
     seed_sweep(hidden.hidden_init_weights, {"the reference": ref.init_weights},
                {name: mutate(ref.init_weights, repl) for name, repl, _ in INIT_MUTANTS})
+
+
+def test_verdicts_decide_on_doctored_observations():
+    """The judge's verdicts check everything a pass rests on, not only what the kernel-side half checks
+    first: honest observations of the reference pass, and each one doctored as a hostile kernel could
+    (a wrong closure loss, a run cut short, the grad=None parameter moved, a trajectory off by 1e-6,
+    unequal batch lengths, a changed weight shape, no ValueError for an unknown scheme) fails."""
+    import copy
+
+    from course.checks.day1_optimization import init_run, init_verdict, minibatch_run, minibatch_verdict, \
+        optimizer_run, optimizer_verdict
+
+    kw = dict(seed=3, dtype=torch.float64, steps=10, device="cpu")
+    run = optimizer_run(ref.Adam, {"lr": 0.01}, {"lr": 0.005}, **kw)
+
+    def verdict(r):
+        return optimizer_verdict(r, torch.optim.Adam, {"lr": 0.01}, {"lr": 0.005}, torch_extra={}, hint="", **kw)
+
+    verdict(run)
+    doctored = {"closure loss": lambda r: r["closure_losses"].__setitem__(0, r["closure_losses"][0] + 1),
+                "cut short": lambda r: r.__setitem__("trajectory", r["trajectory"][:5]),
+                "grad=None moved": lambda r: r["unused_moved"].__setitem__(4, True),
+                "off by 1e-6": lambda r: r["trajectory"][7].add_(1e-6)}
+    for name, doctor in doctored.items():
+        bad = copy.deepcopy(run)
+        doctor(bad)
+        try:
+            verdict(bad)
+        except AssertionError:
+            continue
+        pytest.fail(f"the doctored observations ({name}) passed the verdict")
+
+    batches = minibatch_run(ref.minibatches, n=25, batch_size=10, seed=1)
+    minibatch_verdict(batches, n=25, batch_size=10)
+    bad = copy.deepcopy(batches)
+    bad["shuffled"]["sizes"][0, 1] += 1
+    with pytest.raises(AssertionError, match="same length"):
+        minibatch_verdict(bad, n=25, batch_size=10)
+
+    init = init_run(ref.init_weights, seed=2)
+    init_verdict(init)
+    bad = copy.deepcopy(init)
+    bad["schemes"]["he"]["3"]["weight"] = bad["schemes"]["he"]["3"]["weight"][:, :64]
+    with pytest.raises(AssertionError, match="shape"):
+        init_verdict(bad)
+    bad = dict(init, unknown_scheme="")
+    with pytest.raises(AssertionError, match="ValueError"):
+        init_verdict(bad)

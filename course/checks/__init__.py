@@ -18,11 +18,19 @@ from course.checks.common import CheckFailed, compare
 from course.days import check_modules
 
 __all__ = ["CheckFailed", "compare"]
-for _aid in check_modules():  # a DAY's __all__, or else its public functions and its UPPER_CASE constants
+
+
+def _public(module) -> list[str]:
+    """A DAY module's ``__all__``, or else its own public functions and its UPPER_CASE constants."""
+    if hasattr(module, "__all__"):
+        return list(module.__all__)
+    return [name for name, value in vars(module).items() if not name.startswith("_") and (
+        name.isupper() or inspect.isfunction(value) and value.__module__ == module.__name__)]
+
+
+for _aid in check_modules():
     _module = importlib.import_module(f"course.checks.{_aid}")
-    for _name, _value in vars(_module).items():
-        if _name in getattr(_module, "__all__", ()) or not hasattr(_module, "__all__") and not _name.startswith("_") \
-                and (_name.isupper() or inspect.isfunction(_value) and _value.__module__ == _module.__name__):
-            globals()[_name] = _value
-            __all__.append(_name)
-del _aid, _module, _name, _value
+    for _name in _public(_module):
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)
+del _aid, _module, _name

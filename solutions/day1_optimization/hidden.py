@@ -142,37 +142,16 @@ def warm_up():
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
-def hidden_sgd(SGD):
-    hidden_test("test_sgd", JUDGED["test_sgd"], SGD)
+def _hidden(test_id: str):
+    """The function a test cell calls with the student's objects: the judged test ``test_id``."""
+    def run(*objects):
+        hidden_test(test_id, JUDGED[test_id], *objects)
+    run.__name__ = "hidden_" + test_id.removeprefix("test_")
+    return run
 
 
-def hidden_momentum(Momentum):
-    hidden_test("test_momentum", JUDGED["test_momentum"], Momentum)
-
-
-def hidden_nesterov(Nesterov):
-    hidden_test("test_nesterov", JUDGED["test_nesterov"], Nesterov)
-
-
-def hidden_adagrad(AdaGrad):
-    hidden_test("test_adagrad", JUDGED["test_adagrad"], AdaGrad)
-
-
-def hidden_rmsprop(RMSProp):
-    hidden_test("test_rmsprop", JUDGED["test_rmsprop"], RMSProp)
-
-
-def hidden_adam(Adam):
-    hidden_test("test_adam", JUDGED["test_adam"], Adam)
-
-
-def hidden_lr_schedules(inverse_time_decay, power_decay):
-    hidden_test("test_lr_schedules", JUDGED["test_lr_schedules"], inverse_time_decay, power_decay)
-
-
-def hidden_minibatches(minibatches):
-    hidden_test("test_minibatches", JUDGED["test_minibatches"], minibatches)
-
-
-def hidden_init_weights(init_weights):
-    hidden_test("test_init_weights", JUDGED["test_init_weights"], init_weights)
+hidden_sgd, hidden_momentum, hidden_nesterov, hidden_adagrad, hidden_rmsprop, hidden_adam = (
+    _hidden(f"test_{name}") for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"))
+hidden_lr_schedules = _hidden("test_lr_schedules")  # (inverse_time_decay, power_decay)
+hidden_minibatches = _hidden("test_minibatches")
+hidden_init_weights = _hidden("test_init_weights")
