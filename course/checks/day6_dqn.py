@@ -308,9 +308,10 @@ def _where_nets_disagree(next_obs, dones, q_net, target_net, g, need: int = 4):
             if len(found) >= need:
                 break
     next_obs, dones = next_obs.clone(), dones.clone()
-    next_obs[:len(found[:need])] = torch.stack(found[:need])
-    dones[:len(found[:need])] = 0.0
-    return next_obs, dones
+    if found:  # none: the two nets choose alike on every state tried (the caller can draw other nets)
+        next_obs[:len(found[:need])] = torch.stack(found[:need])
+        dones[:len(found[:need])] = 0.0
+    return next_obs, dones, len(found)
 
 
 def _td_batch(seed: int, batch: int = 32, obs_dim: int = 4):
@@ -328,7 +329,7 @@ def check_td_targets(td_targets, double_dqn_targets, *, seed: int = 0, verbose: 
     q_net, target_net = _nets(4, 3, seed)
     rewards, next_obs, dones = _td_batch(seed + 7)
     # some next states where the two nets choose differently, so Double DQN's choice matters for every seed
-    next_obs, dones = _where_nets_disagree(next_obs, dones, q_net, target_net, torch.Generator().manual_seed(seed))
+    next_obs, dones, _ = _where_nets_disagree(next_obs, dones, q_net, target_net, torch.Generator().manual_seed(seed))
     for gamma in (0.99, 0.5):
         with torch.no_grad():
             tq, oq = target_net(next_obs), q_net(next_obs)
@@ -511,7 +512,16 @@ def check_dqn_update(dqn_update, td_targets, double_dqn_targets, dqn_loss, *, se
         batch = (obs, torch.randint(A, (B,), generator=g), torch.randn(B, generator=g, dtype=torch.float64),
                  torch.randn(B, obs_dim, generator=g, dtype=torch.float64), (torch.rand(B, generator=g) < 0.3).double())
         if double:
-            batch = batch[:3] + _where_nets_disagree(batch[3], batch[4], ref_q, ref_t, g)
+            s2, d, found = _where_nets_disagree(batch[3], batch[4], ref_q, ref_t, g)
+            for _ in range(5):  # after an update the online net may pick one action everywhere, like the
+                if found:       # target: then draw new target weights, the same for both copies
+                    break
+                with torch.no_grad():
+                    for pm, pr in zip(mine_t.parameters(), ref_t.parameters()):
+                        new = torch.randn(pr.shape, generator=g, dtype=pr.dtype)
+                        pm.copy_(new), pr.copy_(new)
+                s2, d, found = _where_nets_disagree(batch[3], batch[4], ref_q, ref_t, g)
+            batch = batch[:3] + (s2, d)
         for p in mine_q.parameters():  # stale gradients from elsewhere (e.g. a previous backward)
             p.grad = torch.full_like(p, 5.0)
         before = [p.detach().clone() for p in mine_q.parameters()]
