@@ -107,8 +107,9 @@ def seed_sweep(hidden_test, correct: dict[str, object], wrong: dict[str, object]
             for label, objs in correct.items():
                 try:
                     hidden_test(objs)
-                except AssertionError as e:
-                    raise AssertionError(f"{label} fails the hidden test on seed {seed}: {e}") from None
+                except Exception as e:  # a crash too: name the seed, so it can be replayed
+                    raise AssertionError(f"{label} fails the hidden test on seed {seed}: {type(e).__name__}: {e}") \
+                        from None
             for label, objs in wrong.items():
                 try:
                     hidden_test(objs)
