@@ -308,6 +308,9 @@ def configure(c, course_root: Path | str, *, repo_layout: bool = False) -> None:
     # next to the instructor notebooks; they must never be copied into a release or a graded submission.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py", "*.md", "samples"]
     c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", CELL_TIMEOUT))
+    # Kill the kernel when the notebook is done rather than ask it to exit and wait (about 1 s a
+    # notebook): it has nothing left to save, and the sandbox ends whatever it started.
+    c.Execute.shutdown_kernel = "immediate"
     c.Autograde.autograde_preprocessors = [ArmGuard, CrashTolerantExecute, DisarmGuard, HarmlessStderr, IgnorePattern, ClearMetadataPreprocessor,
                                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     # Feedback shows the student's test cells without the hidden tests' source or frames.
