@@ -17,10 +17,15 @@ def fresh_seed() -> int:
     return secrets.randbelow(2**31) if _fixed_seed is None else _fixed_seed
 
 
+def fresh_seeds(n: int = REPEATS) -> list[int]:
+    """``n`` fresh seeds for one hidden test; inside :func:`seeded`, the one chosen seed."""
+    return [fresh_seed() for _ in range(n if _fixed_seed is None else 1)]
+
+
 @contextlib.contextmanager
 def seeded(seed: int):
-    """For the test suite: inside the block every :func:`fresh_seed` returns ``seed`` and each
-    :func:`run_hidden` runs once, so a hidden test can be run on chosen seeds one at a time."""
+    """For the test suite: inside the block every :func:`fresh_seed` returns ``seed``, and each
+    :func:`run_hidden` and :func:`fresh_seeds` runs or gives one, so a hidden test can be run on chosen seeds one at a time."""
     global _fixed_seed
     before, _fixed_seed = _fixed_seed, seed
     try:

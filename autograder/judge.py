@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.guard import check_own_code
-from autograder.hidden import hidden_case
+from autograder.hidden import REPEATS, fresh_seeds, hidden_case
 from autograder.kernel_sandbox import JUDGE_CHANNEL as CHANNEL  # the channel folder's environment variable
 from autograder.kernel_sandbox import NOBODY
 
@@ -52,6 +52,37 @@ class Judged:
     challenge: Callable[[], dict]
     scenario: Callable[..., object]
     verdict: Callable[[object, dict], None]
+
+
+def per_seed(description: str, run, verdict, repeats: int = REPEATS, **settings) -> Judged:
+    """The usual judged test: ``run(*objects, seed=s, **settings)`` in the kernel (the ``_run`` half of a
+    visible check) and ``verdict(observed, seed=s, **settings)`` in the grader (its ``_verdict`` half), for
+    each of ``repeats`` fresh seeds; the settings travel in the challenge."""
+
+    def challenge():
+        return {"seed": fresh_seeds(repeats), "settings": settings}
+
+    def scenario(ch, *objects):
+        return [run(*objects, seed=seed, **ch["settings"]) for seed in ch["seed"]]
+
+    def judge(runs, ch):
+        if not isinstance(runs, list) or len(runs) != len(ch["seed"]):
+            raise AssertionError(f"expected observations for {len(ch['seed'])} seed(s).")
+        for seed, observations in zip(ch["seed"], runs):
+            try:
+                verdict(observations, seed=seed, **ch["settings"])
+            except AssertionError as e:
+                raise AssertionError(f"seed {seed}: {e}") from None
+
+    return Judged(description, challenge, scenario, judge)
+
+
+def cell_function(judged: dict[str, Judged], test_id: str):
+    """The function that test cell ``test_id`` calls with the student's objects (``hidden_<name>``)."""
+    def run(*objects):
+        hidden_test(test_id, judged[test_id], *objects)
+    run.__name__ = "hidden_" + test_id.removeprefix("test_")
+    return run
 
 
 # ----------------------------------------------------------------------------- in the kernel

@@ -46,7 +46,7 @@ def compare(got, want: torch.Tensor, what: str, *, atol, rtol: float, hint: str 
     ``atol`` may be a tensor (one bound per entry); ``tol_text`` then says in words what it is."""
     __tracebackhide__ = True
     if not torch.is_tensor(got):
-        _fail(f"{what} returned {type(got).__name__}, expected a tensor of shape {tuple(want.shape)}.")
+        _fail(f"{what} returned {type_name(got)}, expected a tensor of shape {tuple(want.shape)}.")
     if tuple(got.shape) != tuple(want.shape):
         _fail(f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)}.")
     if got.dtype != want.dtype:
@@ -64,13 +64,45 @@ def compare(got, want: torch.Tensor, what: str, *, atol, rtol: float, hint: str 
     return err.max().item() if err.numel() else 0.0
 
 
+def observed(value):
+    """A value returned by the student's code as a judged scenario sends it (autograder/judge.py): a
+    tensor detached, on the CPU, as a plain torch.Tensor; a number, string, bool or None as it is; a
+    list or tuple item by item; anything else as ``{"type": its type name}`` (see :func:`type_name`)."""
+    if torch.is_tensor(value):
+        return value.detach().cpu().clone().as_subclass(torch.Tensor)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [observed(v) for v in value]
+    return {"type": type(value).__name__}
+
+
+def type_name(value) -> str:
+    """The type of a returned value, also when it arrived through :func:`observed` as ``{"type": ...}``."""
+    if isinstance(value, dict) and set(value) == {"type"}:
+        return str(value["type"])
+    return type(value).__name__
+
+
+def source_of(fn) -> str | None:
+    """The source text of ``fn``, or None where it is unavailable (defined in exec, a builtin)."""
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+
+
 def forbid_calls(fn, names: list[str], exercise: str) -> None:
     """Fail if the source of ``fn`` calls any of ``names`` (the exercise is to write it by hand)."""
     __tracebackhide__ = True
-    try:
-        src = inspect.getsource(fn)
-    except (OSError, TypeError):
-        return  # source unavailable (e.g. defined in exec); nothing to inspect
+    forbid_calls_in(source_of(fn), names, exercise)
+
+
+def forbid_calls_in(src: str | None, names: list[str], exercise: str) -> None:
+    """:func:`forbid_calls` on source text (what a judged scenario sends): no source, nothing to inspect."""
+    __tracebackhide__ = True
+    if not isinstance(src, str):
+        return
     code = "\n".join(line.split("#")[0] for line in src.splitlines())  # ignore comments
     for name in names:
         prefix = "" if name.startswith(".") else r"(?<!def )(?<![\w.])"  # ".softmax" means the tensor method

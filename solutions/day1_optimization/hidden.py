@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from autograder.hidden import fresh_seed
-from autograder.judge import Judged, hidden_test
+from autograder.judge import Judged, cell_function
 from course.checks.day1_optimization import (_diagnose, _hparams, init_run, init_verdict, minibatch_run,
                                              minibatch_verdict, optimizer_kind, optimizer_run, optimizer_verdict,
                                              schedule_run, schedule_verdict)
@@ -142,16 +142,8 @@ def warm_up():
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
-def _hidden(test_id: str):
-    """The function a test cell calls with the student's objects: the judged test ``test_id``."""
-    def run(*objects):
-        hidden_test(test_id, JUDGED[test_id], *objects)
-    run.__name__ = "hidden_" + test_id.removeprefix("test_")
-    return run
-
-
 hidden_sgd, hidden_momentum, hidden_nesterov, hidden_adagrad, hidden_rmsprop, hidden_adam = (
-    _hidden(f"test_{name}") for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"))
-hidden_lr_schedules = _hidden("test_lr_schedules")  # (inverse_time_decay, power_decay)
-hidden_minibatches = _hidden("test_minibatches")
-hidden_init_weights = _hidden("test_init_weights")
+    cell_function(JUDGED, f"test_{name}") for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"))
+hidden_lr_schedules = cell_function(JUDGED, "test_lr_schedules")  # (inverse_time_decay, power_decay)
+hidden_minibatches = cell_function(JUDGED, "test_minibatches")
+hidden_init_weights = cell_function(JUDGED, "test_init_weights")
