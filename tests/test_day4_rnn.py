@@ -1,13 +1,17 @@
 """DAY 4: checks pass the reference and correct variants, and catch realistic mutants."""
 from __future__ import annotations
 
+import copy
 import math
 import types
 
+import pytest
 import torch
 from torch import nn
 
 from solutions.day4_rnn import hidden
+from course.checks import attention_seq2seq as att
+from course.checks import day4_rnn as day4
 from course.checks.day4_rnn import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
                                 check_lstm_cell, check_multi_head_attention, check_positional_encoding,
                                 check_rnn_cell, check_seq2seq)
@@ -292,3 +296,44 @@ VARIANTS = [
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(REFERENCE, EXERCISES, MUTANTS, VARIANTS))
 globals().update(seed_sweep_tests(REFERENCE, EXERCISES, MUTANTS, VARIANTS))
+
+
+def test_verdicts_decide_on_doctored_observations():
+    """The judge's verdicts check everything a pass rests on: the reference's honest observations pass,
+    and each one doctored as a hostile kernel could fails (an unroll state off by 1e-6, a missing
+    gradient, an LSTM run cut short, a GRU step replaced, the clipped norm halved, a masked weight
+    that is not 0, per-head weights, a float64 encoding, a decoder parameter left out, a stale state
+    fed to the decoder)."""
+    r = REFERENCE
+    honest = {  # verdict -> the reference's observations
+        day4.rnn_cell_verdict: day4.rnn_cell_run(r.RNNCell, r.unroll, seed=2),
+        day4.bptt_verdict: day4.bptt_run(r.rnn_bptt, seed=2),
+        day4.lstm_cell_verdict: day4.lstm_cell_run(r.LSTMCell, seed=2),
+        day4.gru_cell_verdict: day4.gru_cell_run(r.GRUCell, seed=2),
+        day4.grad_clipping_verdict: day4.grad_clipping_run(r.clip_grad_norm, seed=2),
+        att.attention_verdict: att.attention_run(r.scaled_dot_product_attention, r.AdditiveAttention, seed=2),
+        att.multi_head_attention_verdict: att.multi_head_attention_run(r.MultiHeadAttention, seed=2),
+        att.positional_encoding_verdict: att.positional_encoding_run(r.positional_encoding, seed=2),
+        att.seq2seq_verdict: att.seq2seq_run(r.Encoder, r.AttnDecoder, r.greedy_decode, seed=2),
+    }
+    doctored = [  # (verdict, doctor, what the message says)
+        (day4.rnn_cell_verdict, lambda o: o["unroll"][1].add_(1e-6), "last state"),
+        (day4.bptt_verdict, lambda o: o["cases"][1][1].pop("W"), "no entry 'W'"),
+        (day4.lstm_cell_verdict, lambda o: o.pop(), "expected 3 LSTMCell steps"),
+        (day4.gru_cell_verdict, lambda o: o.__setitem__(1, o[0]), "step 2"),
+        (day4.grad_clipping_verdict, lambda o: o["runs"][0].__setitem__("total", o["runs"][0]["total"] / 2),
+         "norm returned"),
+        (att.attention_verdict, lambda o: o["sdpa"][1][1].add_(1e-3), "attention weights"),
+        (att.multi_head_attention_verdict, lambda o: o[0].__setitem__(1, o[0][1][:, None].expand(2, 3, 4, 6)),
+         "averaged over"),
+        (att.positional_encoding_verdict, lambda o: o.__setitem__(0, o[0].double()), "return float32"),
+        (att.seq2seq_verdict, lambda o: o["decoder"].pop("cell.bias_hh"), "cell.bias_hh"),
+        (att.seq2seq_verdict, lambda o: o["calls"][3][1].sub_(1), "stale state"),
+    ]
+    for verdict, observations in honest.items():
+        verdict(observations, seed=2)
+    for verdict, doctor, message in doctored:
+        bad = copy.deepcopy(honest[verdict])
+        doctor(bad)
+        with pytest.raises(AssertionError, match=message):
+            verdict(bad, seed=2)

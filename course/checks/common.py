@@ -64,24 +64,45 @@ def compare(got, want: torch.Tensor, what: str, *, atol, rtol: float, hint: str 
     return err.max().item() if err.numel() else 0.0
 
 
+def same(a, b: torch.Tensor) -> bool:
+    """Whether ``a`` is a tensor like ``b`` and close to it (for hints, which only guess; not a verdict)."""
+    return torch.is_tensor(a) and a.shape == b.shape and a.dtype == b.dtype and \
+        torch.allclose(a.detach(), b.detach(), rtol=1e-6, atol=1e-9)
+
+
+def seeded_module(factory, seed: int) -> nn.Module:
+    """``factory()`` in float64 with torch's global generator seeded to ``seed`` just for it (restored
+    after): the same weights in the kernel and in the grader, whatever the student's code drew before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory().double()
+
+
 def observed(value):
     """A value returned by the student's code as a judged scenario sends it (autograder/judge.py): a
     tensor detached, on the CPU, as a plain torch.Tensor; a number, string, bool or None as it is; a
-    list or tuple item by item; anything else as ``{"type": its type name}`` (see :func:`type_name`)."""
+    list or tuple item by item (as a list), a dict with string keys entry by entry; anything else as
+    ``{"__type__": its type name}`` (see :func:`type_name`)."""
     if torch.is_tensor(value):
         return value.detach().cpu().clone().as_subclass(torch.Tensor)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
         return [observed(v) for v in value]
-    return {"type": type(value).__name__}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value) and OPAQUE not in value:
+        return {k: observed(v) for k, v in value.items()}
+    return {OPAQUE: type(value).__name__}
+
+
+OPAQUE = "__type__"  # the key of what observed() sends for a value it does not send as it is
 
 
 def type_name(value) -> str:
-    """The type of a returned value, also when it arrived through :func:`observed` as ``{"type": ...}``."""
-    if isinstance(value, dict) and set(value) == {"type"}:
-        return str(value["type"])
-    return type(value).__name__
+    """The type of a returned value, also when it arrived through :func:`observed` as ``{"__type__": ...}``
+    (a tuple arrives as a list and is named so)."""
+    if isinstance(value, dict) and set(value) == {OPAQUE}:
+        return str(value[OPAQUE])
+    return "tuple or list" if isinstance(value, list) else type(value).__name__
 
 
 def source_of(fn) -> str | None:

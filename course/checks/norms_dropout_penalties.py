@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, call_student, compare, forbid_calls_in, observed, rand64, source_of
+from course.checks.common import (OPAQUE, _fail, _ok, call_student, compare, forbid_calls_in, observed, rand64,
+                                  source_of)
 
 __all__ = ["check_layer_norm", "check_instance_norm", "check_group_norm", "check_dropout", "check_penalties"]
 
@@ -244,7 +245,7 @@ def penalties_verdict(run: dict, *, seed: int, lam: float) -> None:
     opt.step()
     after = run["after_step"] or {}
     for n, pb in b.named_parameters():
-        got = after.get(n, {"type": "nothing"})
+        got = after.get(n, {OPAQUE: "nothing"})
         compare(got, pb.detach(), f"parameter {n} after one SGD step with loss + {lam}·l2_penalty "
                 f"(expected: SGD with weight_decay={lam} on weights)", **TOL)
 

@@ -1,10 +1,12 @@
-"""Hidden tests of DAY 4: the visible checks again with fresh seeds."""
+"""Hidden tests of DAY 4, judged outside the student's process (autograder/judge.py): the ``_run`` half
+of each visible check runs in the kernel with fresh seeds, and its ``_verdict`` half decides in the
+grader (torch's modules are rebuilt there from the same seeds). Nothing here imports the reference:
+the kernel cannot see it (autograder/kernel_sandbox.py)."""
 from __future__ import annotations
 
-from autograder.hidden import run_hidden as _run
-from course.checks.day4_rnn import (check_attention, check_bidirectional, check_bptt, check_grad_clipping, check_gru_cell,
-                                check_lstm_cell, check_multi_head_attention, check_positional_encoding,
-                                check_rnn_cell, check_seq2seq)
+from autograder.judge import cell_function, per_seed
+from course.checks import attention_seq2seq as att
+from course.checks import day4_rnn as day4
 
 # The bug planted in the bundled "buggy" sample: attention scores not scaled by 1/√d.
 SAMPLE_BUG = {
@@ -13,42 +15,29 @@ SAMPLE_BUG = {
                  "    scores = q @ k.transpose(-2, -1)\n")],
 }
 
+# Keyed by the test cell's grade_id.
+JUDGED = {
+    "test_rnn_cell": per_seed("RNNCell and unroll", day4.rnn_cell_run, day4.rnn_cell_verdict),
+    "test_bptt": per_seed("rnn_bptt", day4.bptt_run, day4.bptt_verdict),
+    "test_lstm_cell": per_seed("LSTMCell", day4.lstm_cell_run, day4.lstm_cell_verdict),
+    "test_gru_cell": per_seed("GRUCell", day4.gru_cell_run, day4.gru_cell_verdict),
+    "test_bidirectional": per_seed("BiLSTM", day4.bidirectional_run, day4.bidirectional_verdict),
+    "test_grad_clipping": per_seed("clip_grad_norm", day4.grad_clipping_run, day4.grad_clipping_verdict),
+    "test_attention": per_seed("attention", att.attention_run, att.attention_verdict),
+    "test_multi_head_attention": per_seed("MultiHeadAttention", att.multi_head_attention_run,
+                                          att.multi_head_attention_verdict),
+    "test_positional_encoding": per_seed("positional_encoding", att.positional_encoding_run,
+                                         att.positional_encoding_verdict),
+    "test_seq2seq": per_seed("Encoder, AttnDecoder, greedy_decode", att.seq2seq_run, att.seq2seq_verdict),
+}
 
-def hidden_rnn_cell(RNNCell, unroll):
-    _run("RNNCell and unroll", check_rnn_cell, RNNCell, unroll)
-
-
-def hidden_bptt(rnn_bptt):
-    _run("rnn_bptt", check_bptt, rnn_bptt)
-
-
-def hidden_lstm_cell(LSTMCell):
-    _run("LSTMCell", check_lstm_cell, LSTMCell)
-
-
-def hidden_gru_cell(GRUCell):
-    _run("GRUCell", check_gru_cell, GRUCell)
-
-
-def hidden_bidirectional(BiLSTM):
-    _run("BiLSTM", check_bidirectional, BiLSTM)
-
-
-def hidden_grad_clipping(clip_grad_norm):
-    _run("clip_grad_norm", check_grad_clipping, clip_grad_norm)
-
-
-def hidden_attention(scaled_dot_product_attention, AdditiveAttention):
-    _run("attention", check_attention, scaled_dot_product_attention, AdditiveAttention)
-
-
-def hidden_multi_head_attention(MultiHeadAttention):
-    _run("MultiHeadAttention", check_multi_head_attention, MultiHeadAttention)
-
-
-def hidden_positional_encoding(positional_encoding):
-    _run("positional_encoding", check_positional_encoding, positional_encoding)
-
-
-def hidden_seq2seq(Encoder, AttnDecoder, greedy_decode):
-    _run("Encoder, AttnDecoder, greedy_decode", check_seq2seq, Encoder, AttnDecoder, greedy_decode)
+hidden_rnn_cell = cell_function(JUDGED, "test_rnn_cell")  # (RNNCell, unroll)
+hidden_bptt = cell_function(JUDGED, "test_bptt")
+hidden_lstm_cell = cell_function(JUDGED, "test_lstm_cell")
+hidden_gru_cell = cell_function(JUDGED, "test_gru_cell")
+hidden_bidirectional = cell_function(JUDGED, "test_bidirectional")
+hidden_grad_clipping = cell_function(JUDGED, "test_grad_clipping")
+hidden_attention = cell_function(JUDGED, "test_attention")  # (scaled_dot_product_attention, AdditiveAttention)
+hidden_multi_head_attention = cell_function(JUDGED, "test_multi_head_attention")
+hidden_positional_encoding = cell_function(JUDGED, "test_positional_encoding")
+hidden_seq2seq = cell_function(JUDGED, "test_seq2seq")  # (Encoder, AttnDecoder, greedy_decode)
