@@ -1,11 +1,14 @@
 """DAY 6: checks pass the reference and correct variants, and catch realistic mutants; the reference trains."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from solutions.day6_dqn import hidden
+from course.checks import dqn_pieces as dqn
 from course.checks.day6_dqn import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
                                 check_replay_buffer, check_select_action, check_target_update, check_td_targets)
 from solutions.day6_dqn import experiment as exp
@@ -313,3 +316,34 @@ def test_reinforce_learns_something():
     history = exp.train_reinforce(episodes=80, lr=1e-2)
     assert len(history) == 80
     assert sum(history[-20:]) > 1.5 * sum(history[:20]), history
+
+
+def test_verdicts_decide_on_doctored_observations():
+    """The judge's verdicts check everything a pass rests on: the reference's honest observations pass,
+    and each one doctored as a hostile kernel could fails (ε as a tensor, a Q-value off by 1e-6, targets
+    that require grad, a loss with no gradient, an online net that moved, a target sharing memory, a
+    gradient into the baseline)."""
+    honest = {
+        dqn.epsilon_verdict: dqn.epsilon_run(ref.linear_epsilon, seed=4),
+        dqn.q_network_verdict: dqn.q_network_run(ref.QNetwork, seed=4),
+        dqn.td_targets_verdict: dqn.td_targets_run(ref.td_targets, ref.double_dqn_targets, seed=4),
+        dqn.dqn_loss_verdict: dqn.dqn_loss_run(ref.dqn_loss, ref.clip_reward, seed=4),
+        dqn.target_update_verdict: dqn.target_update_run(ref.update_target, seed=4),
+        dqn.reinforce_verdict: dqn.reinforce_run(ref.discounted_returns, ref.reinforce_loss, seed=4),
+    }
+    doctored = [  # (verdict, doctor, what the message says)
+        (dqn.epsilon_verdict, lambda o: o.__setitem__(3, torch.tensor(o[3])), "Python float"),
+        (dqn.q_network_verdict, lambda o: o[2].add_(1e-6), "output"),
+        (dqn.td_targets_verdict, lambda o: o[1]["double"].__setitem__("requires_grad", True), "requires grad"),
+        (dqn.dqn_loss_verdict, lambda o: o["losses"][1].__setitem__("grad", None), "not connected"),
+        (dqn.target_update_verdict, lambda o: o[1]["online"][0].add_(1.0), "changed the online"),
+        (dqn.target_update_verdict, lambda o: o[2].__setitem__("shared", True), "share memory"),
+        (dqn.reinforce_verdict, lambda o: o["grads"].__setitem__(1, torch.ones(20, dtype=torch.float64)), "baseline"),
+    ]
+    for verdict, observations in honest.items():
+        verdict(observations, seed=4)
+    for verdict, doctor, message in doctored:
+        bad = copy.deepcopy(honest[verdict])
+        doctor(bad)
+        with pytest.raises(AssertionError, match=message):
+            verdict(bad, seed=4)

@@ -85,8 +85,11 @@ def observed(value):
     ``{"__type__": its type name}`` (see :func:`type_name`)."""
     if torch.is_tensor(value):
         return value.detach().cpu().clone().as_subclass(torch.Tensor)
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):
         return value
+    for kind in (bool, int, float, str):  # numpy's float64 is a float, and is sent as one
+        if isinstance(value, kind):
+            return kind(value)
     if isinstance(value, (list, tuple)):
         return [observed(v) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value) and OPAQUE not in value:
