@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from solutions.day6_dqn import hidden
+from course.checks import day6_dqn as day6
 from course.checks import dqn_pieces as dqn
 from course.checks.day6_dqn import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
                                 check_replay_buffer, check_select_action, check_target_update, check_td_targets)
@@ -320,10 +321,13 @@ def test_reinforce_learns_something():
 
 def test_verdicts_decide_on_doctored_observations():
     """The judge's verdicts check everything a pass rests on: the reference's honest observations pass,
-    and each one doctored as a hostile kernel could fails (ε as a tensor, a Q-value off by 1e-6, targets
+    and each one doctored as a hostile kernel could fails (actions as int32, batches from generators
+    seeded alike that differ, a buffer sampled twice alike, a batch on another device, autograd on while choosing, ε as a tensor, a Q-value off by 1e-6, targets
     that require grad, a loss with no gradient, an online net that moved, a target sharing memory, a
     gradient into the baseline)."""
     honest = {
+        day6.replay_buffer_verdict: day6.replay_buffer_run(ref.ReplayBuffer, seed=4),
+        day6.select_action_verdict: day6.select_action_run(ref.select_action, seed=4),
         dqn.epsilon_verdict: dqn.epsilon_run(ref.linear_epsilon, seed=4),
         dqn.q_network_verdict: dqn.q_network_run(ref.QNetwork, seed=4),
         dqn.td_targets_verdict: dqn.td_targets_run(ref.td_targets, ref.double_dqn_targets, seed=4),
@@ -332,6 +336,12 @@ def test_verdicts_decide_on_doctored_observations():
         dqn.reinforce_verdict: dqn.reinforce_run(ref.discounted_returns, ref.reinforce_loss, seed=4),
     }
     doctored = [  # (verdict, doctor, what the message says)
+        (day6.replay_buffer_verdict, lambda o: o["full"]["batch"].__setitem__(1, o["full"]["batch"][1].int()), "int64"),
+        (day6.replay_buffer_verdict, lambda o: o["seeded"].__setitem__(1, o["in_a_row"][0]), "same seed"),
+        (day6.replay_buffer_verdict, lambda o: o["in_a_row"].__setitem__(1, o["in_a_row"][0]), "re-seeded"),
+        (day6.replay_buffer_verdict, lambda o: o["three"].__setitem__("devices", ["meta"] * 5), "the buffer's device"),
+        (day6.select_action_verdict, lambda o: o.__setitem__("grad_enabled_calls", 1), "autograd on"),
+        (day6.select_action_verdict, lambda o: o["picks"][1].reverse(), "same seed"),
         (dqn.epsilon_verdict, lambda o: o.__setitem__(3, torch.tensor(o[3])), "Python float"),
         (dqn.q_network_verdict, lambda o: o[2].add_(1e-6), "output"),
         (dqn.td_targets_verdict, lambda o: o[1]["double"].__setitem__("requires_grad", True), "requires grad"),

@@ -1,14 +1,16 @@
-"""Hidden tests of DAY 6. Six are judged outside the student's process (autograder/judge.py): the
-``_run`` half of the visible check in the kernel with fresh seeds, its ``_verdict`` half in the grader.
-The replay buffer, ε-greedy and the learning step are still the visible checks again with fresh seeds
-(new networks, batches and coins), decided in the kernel. Nothing here imports the reference: the
-kernel cannot see it (autograder/kernel_sandbox.py)."""
+"""Hidden tests of DAY 6. Eight of nine are judged outside the student's process (autograder/judge.py):
+the ``_run`` half of the visible check in the kernel with fresh seeds, its ``_verdict`` half in the
+grader. The learning step (dqn_update) is still the visible check again with fresh seeds, decided in the
+kernel: its expected step uses the student's own target and loss functions where they run, so that a
+mistake there is not charged twice, and the grader cannot call them. Nothing here imports the
+reference: the kernel cannot see it (autograder/kernel_sandbox.py)."""
 from __future__ import annotations
 
 from autograder.hidden import run_hidden as _run
 from autograder.judge import cell_function, per_seed
 from course.checks import dqn_pieces as dqn
-from course.checks.day6_dqn import check_dqn_update, check_replay_buffer, check_select_action
+from course.checks import day6_dqn as day6
+from course.checks.day6_dqn import check_dqn_update
 
 # The bug planted in the bundled "buggy" sample: bootstrapping through terminal states.
 SAMPLE_BUG = {
@@ -18,6 +20,8 @@ SAMPLE_BUG = {
 
 # Keyed by the test cell's grade_id.
 JUDGED = {
+    "test_replay_buffer": per_seed("ReplayBuffer", day6.replay_buffer_run, day6.replay_buffer_verdict),
+    "test_select_action": per_seed("select_action", day6.select_action_run, day6.select_action_verdict),
     "test_epsilon_schedule": per_seed("linear_epsilon", dqn.epsilon_run, dqn.epsilon_verdict),
     "test_q_network": per_seed("QNetwork", dqn.q_network_run, dqn.q_network_verdict),
     "test_td_target": per_seed("td_targets and double_dqn_targets", dqn.td_targets_run, dqn.td_targets_verdict),
@@ -26,20 +30,14 @@ JUDGED = {
     "test_reinforce": per_seed("discounted_returns and reinforce_loss", dqn.reinforce_run, dqn.reinforce_verdict),
 }
 
+hidden_replay_buffer = cell_function(JUDGED, "test_replay_buffer")  # (ReplayBuffer)
+hidden_select_action = cell_function(JUDGED, "test_select_action")
 hidden_epsilon_schedule = cell_function(JUDGED, "test_epsilon_schedule")  # (linear_epsilon)
 hidden_q_network = cell_function(JUDGED, "test_q_network")
 hidden_td_target = cell_function(JUDGED, "test_td_target")  # (td_targets, double_dqn_targets)
 hidden_dqn_loss = cell_function(JUDGED, "test_dqn_loss")  # (dqn_loss, clip_reward)
 hidden_target_update = cell_function(JUDGED, "test_target_update")
 hidden_reinforce = cell_function(JUDGED, "test_reinforce")  # (discounted_returns, reinforce_loss)
-
-
-def hidden_replay_buffer(ReplayBuffer):
-    _run("ReplayBuffer", check_replay_buffer, ReplayBuffer)
-
-
-def hidden_select_action(select_action):
-    _run("select_action", check_select_action, select_action)
 
 
 def hidden_train(dqn_update, td_targets, double_dqn_targets, dqn_loss):
