@@ -1,12 +1,15 @@
 """DAY 3: checks pass the reference and correct variants, and catch realistic mutants."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from solutions.day3_cnn import hidden
+from course.checks import conv_pieces as conv
 from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_size, check_dense_block,
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
                            check_transfer, count_mult_adds)
@@ -294,3 +297,36 @@ SEED_FREE = {"simple_cnn": (lambda o: hidden.hidden_simple_cnn_shapes(o["SimpleC
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS, SEED_FREE))
 globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SEED_FREE))
+
+
+def test_verdicts_decide_on_doctored_observations():
+    """The judge's verdicts check everything a pass rests on: the reference's honest observations pass,
+    and each one doctored as a hostile kernel could fails (a size as a float, a conv2d output off by
+    1e-6, a missing weight gradient, a pooled output that needs no grad, a max-pool gradient spread over
+    a window, a branch state_dict with a missing BatchNorm buffer, a shortcut gradient left out, a
+    DenseBlock seen in one mode only)."""
+    honest = {
+        conv.conv_output_size_verdict: conv.conv_output_size_run(ref.conv_output_size, seed=5),
+        conv.conv2d_verdict: conv.conv2d_run(ref.conv2d, seed=5, gradcheck=False),
+        conv.pooling_verdict: conv.pooling_run(ref.max_pool2d, ref.avg_pool2d, seed=5),
+        conv.residual_block_verdict: conv.residual_block_run(ref.ResidualBlock, seed=5),
+        conv.dense_block_verdict: conv.dense_block_run(ref.DenseBlock, seed=5),
+    }
+    settings = {conv.conv2d_verdict: {"gradcheck": False}}
+    doctored = [  # (verdict, doctor, what the message says)
+        (conv.conv_output_size_verdict, lambda o: o.__setitem__(7, float(o[7])), "return an int"),
+        (conv.conv2d_verdict, lambda o: o["cases"][2]["y"].add_(1e-6), "max abs err"),
+        (conv.conv2d_verdict, lambda o: o["cases"][1]["grads"].__setitem__(1, None), "no gradient reaches weight"),
+        (conv.pooling_verdict, lambda o: o["cases"][3].__setitem__("requires_grad", False), "does not require grad"),
+        (conv.pooling_verdict, lambda o: o["cases"][0]["grad"].add_(0.5), "only the largest entry"),
+        (conv.residual_block_verdict, lambda o: o["modes"][1]["state"].pop("1.running_var"), "not built as"),
+        (conv.residual_block_verdict, lambda o: o["zeroed"].__setitem__("grad", None), "shortcut"),
+        (conv.dense_block_verdict, lambda o: o[2]["modes"].pop(), "train and eval"),
+    ]
+    for verdict, observations in honest.items():
+        verdict(observations, seed=5, **settings.get(verdict, {}))
+    for verdict, doctor, message in doctored:
+        bad = copy.deepcopy(honest[verdict])
+        doctor(bad)
+        with pytest.raises(AssertionError, match=message):
+            verdict(bad, seed=5, **settings.get(verdict, {}))

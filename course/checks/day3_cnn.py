@@ -6,24 +6,28 @@ docstring states, after loading the student's state_dict into it.
 """
 from __future__ import annotations
 
-import copy
 import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, call_student, compare, forbid_calls, rand64
+from course.checks.common import _fail, _ok, call_student, compare, rand64
+from course.checks.conv_pieces import (CONV_FORBIDDEN, check_conv2d, check_conv_output_size, check_dense_block,
+                                       check_pooling, check_residual_block)
 from course.device import grading_mode
+
+__all__ = ["TOL", "CONV_FORBIDDEN", "count_mult_adds", "check_conv_output_size", "check_conv2d", "check_pooling",
+           "check_conv2d_module", "check_depthwise_separable", "check_residual_block", "check_dense_block",
+           "check_simple_cnn", "check_transfer"]
+# Convolution arithmetic, conv2d, pooling and the residual and dense blocks are in conv_pieces.py, split
+# into a _run half (the kernel) and a _verdict half (the grader); the Conv2d module, depthwise-separable
+# conv, SimpleCNN and transfer are still checked in one piece here (see solutions/<day>/hidden.py).
 
 TOL = dict(atol=1e-10, rtol=1e-8)
 
 
 _rand = rand64  # seeded float64 normals (course.checks.common)
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def count_mult_adds(model: nn.Module, x: torch.Tensor) -> int:
@@ -43,165 +47,6 @@ def count_mult_adds(model: nn.Module, x: torch.Tensor) -> int:
         for h in handles:
             h.remove()
     return total
-
-
-# ----------------------------------------------------------------------------- output size
-
-def check_conv_output_size(conv_output_size, *, seed: int = 0, verbose: bool = True) -> None:
-    """Against the length torch's conv1d produces, for many sizes, kernels, strides, paddings, dilations."""
-    __tracebackhide__ = True
-    g = torch.Generator().manual_seed(seed)
-    cases = [(5, 3, 1, 0, 1), (5, 3, 1, 1, 1), (28, 5, 1, 2, 1), (7, 3, 2, 1, 1), (8, 3, 2, 1, 1), (10, 3, 1, 0, 2)]
-    while len(cases) < 60:
-        size, k, s, p, d = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in
-                            ((1, 40), (1, 8), (1, 5), (0, 4), (1, 4)))
-        if size + 2 * p >= d * (k - 1) + 1:
-            cases.append((size, k, s, p, d))
-    got = {}
-    for c in cases:
-        what = "conv_output_size(size={}, kernel_size={}, stride={}, padding={}, dilation={})".format(*c)
-        got[c] = call_student(conv_output_size, *c, what=what)
-        if not isinstance(got[c], int) or isinstance(got[c], bool):
-            _fail(f"{what} returned {got[c]!r} ({type(got[c]).__name__}); return an int (use // for the floor).")
-    # a wrong formula that explains every answer names the mistake
-    wrong = {
-        "You forgot the + 1: the first window sits at position 0, then (I + 2P − span) // S more fit.":
-            lambda i, k, s, p, d: (i + 2 * p - d * (k - 1) - 1) // s,
-        "Padding is added on both sides: use 2P.": lambda i, k, s, p, d: (i + p - d * (k - 1) - 1) // s + 1,
-        "A dilated kernel spans D(K − 1) + 1 pixels, not K.": lambda i, k, s, p, d: (i + 2 * p - k) // s + 1,
-        "Round down (floor): a window that would stick out past the padding is dropped.":
-            lambda i, k, s, p, d: -(-(i + 2 * p - d * (k - 1) - 1) // s) + 1,
-    }
-    hint = next((h for h, f in wrong.items() if all(f(*c) == got[c] for c in cases)), "")
-    for c in cases:
-        size, k, s, p, d = c
-        want = F.conv1d(torch.zeros(1, 1, size), torch.zeros(1, 1, k), stride=s, padding=p, dilation=d).shape[-1]
-        if got[c] != want:
-            _fail(f"conv_output_size(size={size}, kernel_size={k}, stride={s}, padding={p}, dilation={d}) returned "
-                  f"{got[c]}; torch produces {want}. {hint}".strip())
-    if verbose:
-        _ok(f"conv_output_size agrees with torch on {len(cases)} settings.")
-
-
-# ----------------------------------------------------------------------------- conv2d
-
-CONV_FORBIDDEN = ["F.conv2d", "torch.conv2d", "nn.functional.conv2d", "torch.nn.functional.conv2d", "nn.Conv2d",
-                  "torch.convolution", "F.conv1d", "F.conv3d", ".conv2d", "torch._C"]
-
-
-def _conv_hint(conv2d, x, w, b, stride, padding, got) -> str:
-    same = lambda t: torch.is_tensor(t) and t.shape == got.shape and torch.allclose(got.detach(), t)  # noqa: E731
-    if same(F.conv2d(x, w.flip(-1, -2), b, stride, padding)):
-        return ("Your result is a true convolution (kernel flipped). CNN layers compute cross-correlation: "
-                "slide the kernel as it is, without flipping.")
-    if b is not None and same(F.conv2d(x, w, None, stride, padding)):
-        return "The bias is missing: add bias[m] to every position of output channel m."
-    if b is not None and same(F.conv2d(x, w, None, stride, padding) + b.sum()):
-        return "Add one bias per output channel (reshape it to (1, M, 1, 1) or (1, M, 1)), not all of them."
-    return ""
-
-
-def check_conv2d(conv2d, *, seed: int = 0, verbose: bool = True) -> None:
-    """Forward against F.conv2d for several shapes, strides and paddings; gradients of x, weight
-    and bias against F.conv2d's; and torch.autograd.gradcheck in float64."""
-    __tracebackhide__ = True
-    forbid_calls(conv2d, CONV_FORBIDDEN, "conv2d")
-    cases = [  # N, C, H, W, M, kh, kw, stride, padding, bias
-        (2, 1, 5, 5, 1, 3, 3, 1, 0, False),       # the lecture's 5×5 image and 3×3 filter
-        (2, 3, 8, 7, 4, 3, 3, 1, 1, True),
-        (1, 2, 9, 9, 3, 5, 5, 2, 2, True),
-        (2, 3, 7, 10, 2, 2, 3, (2, 1), (1, 0), True),
-        (3, 4, 6, 6, 5, 1, 1, 1, 0, True),        # 1×1 convolution
-    ]
-    for i, (N, C, H, W, M, kh, kw, stride, padding, has_bias) in enumerate(cases):
-        x = _rand(N, C, H, W, seed=seed + 10 * i)
-        w = _rand(M, C, kh, kw, seed=seed + 10 * i + 1)
-        b = _rand(M, seed=seed + 10 * i + 2) if has_bias else None
-        what = (f"conv2d(x {tuple(x.shape)}, weight {tuple(w.shape)}, bias={'(M,)' if has_bias else None}, "
-                f"stride={stride}, padding={padding})")
-        want = F.conv2d(x, w, b, stride, padding)
-        hint = "" if padding == 0 else ("The unpadded cases passed, so look at the padding: P zeros on both sides, "
-                                        "F.pad(x, (P_w, P_w, P_h, P_h)), then H_out = ⌊(H + 2P − K) / S⌋ + 1.")
-        got = call_student(conv2d, x, w, b, stride, padding, what=what, hint=hint)
-        if torch.is_tensor(got) and got.shape != want.shape:
-            (sh, _), (ph, pw) = _pair(stride), _pair(padding)
-            one_side = F.conv2d(F.pad(x, (pw, 0, ph, 0)), w, b, stride).shape
-            hint = "All the padding went on one side: pad P zeros left and right, top and bottom." \
-                if got.shape == one_side and (ph or pw) else "Pad both sides by P and step the windows by the stride."
-            _fail(f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)}: H_out = "
-                  f"⌊(H + 2P − K) / S⌋ + 1 = ⌊({H} + {2 * ph} − {kh}) / {sh}⌋ + 1 = {want.shape[2]}. {hint}")
-        compare(got, want, what, **TOL, hint=_conv_hint(conv2d, x, w, b, stride, padding, got))
-        # gradients through autograd, against torch's
-        xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
-        bs = b.clone().requires_grad_() if has_bias else None
-        up = _rand(*want.shape, seed=seed + 10 * i + 3)
-        out = call_student(conv2d, xs, ws, bs, stride, padding, what=what)
-        if not out.requires_grad:
-            _fail(f"{what}: the output does not require grad, so no gradient can reach x or weight. Build it from "
-                  "x and weight with torch operations (no .detach(), .data, .numpy() or torch.tensor(...)).")
-        inputs = [xs, ws] + ([bs] if has_bias else [])
-        grads = torch.autograd.grad((out * up).sum(), inputs, allow_unused=True)
-        xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
-        br = b.clone().requires_grad_() if has_bias else None
-        want_grads = torch.autograd.grad((F.conv2d(xr, wr, br, stride, padding) * up).sum(),
-                                         [xr, wr] + ([br] if has_bias else []))
-        for name, gm, gw in zip(("x", "weight", "bias"), grads, want_grads):
-            if gm is None:
-                _fail(f"{what}: no gradient reaches {name}. Use it through torch operations, not .detach() or .data.")
-            compare(gm, gw, f"the gradient of {what} with respect to {name}", **TOL)
-    x = _rand(1, 2, 4, 4, seed=seed + 99).requires_grad_()
-    w = _rand(2, 2, 2, 2, seed=seed + 98).requires_grad_()
-    b = _rand(2, seed=seed + 97).requires_grad_()
-    ok = torch.autograd.gradcheck(lambda *a: conv2d(*a, 1, 1), (x, w, b), fast_mode=True, raise_exception=False)
-    if not ok:
-        _fail("torch.autograd.gradcheck failed for conv2d (stride 1, padding 1): autograd's gradient disagrees "
-              "with finite differences. Avoid in-place edits of tensors that autograd needs.")
-    if verbose:
-        _ok(f"conv2d matches F.conv2d on {len(cases)} settings, forward and gradients (and passes gradcheck).")
-
-
-# ----------------------------------------------------------------------------- pooling
-
-def check_pooling(max_pool2d, avg_pool2d, *, seed: int = 0, verbose: bool = True) -> None:
-    """Both pools against torch, forward and backward, with the default stride and with
-    overlapping windows; the max pool's gradient must go to each window's maximum only."""
-    __tracebackhide__ = True
-    for fn in (max_pool2d, avg_pool2d):
-        forbid_calls(fn, ["F.max_pool2d", "F.avg_pool2d", "nn.MaxPool2d", "nn.AvgPool2d", "torch.max_pool2d",
-                          "torch.avg_pool2d", "F.adaptive_max_pool2d", "F.adaptive_avg_pool2d", ".max_pool2d",
-                          ".avg_pool2d", "F.conv2d", "F.lp_pool2d"], fn.__name__)
-    cases = [((2, 3, 8, 8), 2, None), ((1, 2, 7, 9), 3, 2), ((2, 1, 6, 8), (2, 3), (1, 2)), ((1, 2, 5, 5), 2, 1)]
-    for i, (shape, k, s) in enumerate(cases):
-        x = _rand(*shape, seed=seed + i)  # continuous values: no ties inside a window
-        for fn, ref, name in ((max_pool2d, F.max_pool2d, "max_pool2d"), (avg_pool2d, F.avg_pool2d, "avg_pool2d")):
-            what = f"{name}(x {shape}, kernel_size={k}" + (f", stride={s})" if s is not None else ")")
-            want = ref(x, k, s)
-            xs = x.clone().requires_grad_()
-            got = call_student(fn, *((xs, k) if s is None else (xs, k, s)), what=what)
-            if torch.is_tensor(got) and got.shape != want.shape:
-                hint = "With stride=None the stride equals kernel_size (windows do not overlap)." if s is None else \
-                    "H_out = ⌊(H − K) / S⌋ + 1."
-                _fail(f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)}. {hint}")
-            hint = ""
-            if name == "avg_pool2d" and torch.is_tensor(got) and got.shape == want.shape:
-                kk = _pair(k)[0] * _pair(k)[1]
-                for wrong in {_pair(k)[0], _pair(k)[1], 1}:
-                    if wrong != kk and torch.allclose(got.detach(), want * kk / wrong):
-                        hint = f"Divide each window's sum by all K_h·K_w = {kk} entries."
-            compare(got, want, what, **TOL, hint=hint)
-            if not got.requires_grad:
-                _fail(f"{what}: the output does not require grad; build it from x with torch operations.")
-            up = _rand(*want.shape, seed=seed + 50 + i)
-            (gx,) = torch.autograd.grad((got * up).sum(), xs)
-            xr = x.clone().requires_grad_()
-            (want_gx,) = torch.autograd.grad((ref(xr, k, s) * up).sum(), xr)
-            hint = ""
-            if name == "max_pool2d" and int((gx != 0).sum()) > int((want_gx != 0).sum()):
-                hint = ("Your gradient reaches more entries than the maxima: in max pooling only the largest entry "
-                        "of each window (the 'switch') gets the gradient; the others did not affect the output.")
-            compare(gx, want_gx, f"the gradient of {what} with respect to x", **TOL, hint=hint)
-    if verbose:
-        _ok("max_pool2d and avg_pool2d match torch, forward and backward (max pool routes each gradient to its max).")
 
 
 # ----------------------------------------------------------------------------- Conv2d module
@@ -320,120 +165,6 @@ def check_depthwise_separable(DepthwiseSeparableConv, conv_cost, *, seed: int = 
     if verbose:
         _ok("DepthwiseSeparableConv matches depthwise + pointwise convs; conv_cost agrees with a count from "
             "running the layers.")
-
-
-# ----------------------------------------------------------------------------- residual and dense blocks
-
-def _load_into(spec: nn.Module, mine: nn.Module, what: str) -> None:
-    __tracebackhide__ = True
-    shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
-    if shapes(spec) != shapes(mine):
-        got, want = shapes(mine), shapes(spec)
-        diff = [f"{k}: yours {got.get(k)}, expected {want.get(k)}" for k in sorted(set(got) | set(want))
-                if got.get(k) != want.get(k)]
-        _fail(f"{what} is not built as the docstring says; state_dict differs at " + "; ".join(diff[:4]) + ".")
-    spec.load_state_dict(mine.state_dict())
-
-
-def _randomise(m: nn.Module, seed: int) -> None:
-    """Random BatchNorm affine parameters and running statistics, so that no layer is a no-op."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.weight.copy_(1 + 0.3 * torch.randn(mod.weight.shape, generator=g))
-                mod.bias.copy_(0.3 * torch.randn(mod.bias.shape, generator=g))
-                mod.running_mean.copy_(0.2 * torch.randn(mod.running_mean.shape, generator=g))
-                mod.running_var.copy_(1 + torch.rand(mod.running_var.shape, generator=g))
-
-
-def check_residual_block(ResidualBlock, *, seed: int = 0, verbose: bool = True) -> None:
-    """The stated branch; output ReLU(F(x) + x) in train and eval mode; with the branch zeroed the
-    block is ReLU(x) and the gradient still flows through the shortcut."""
-    __tracebackhide__ = True
-    torch.manual_seed(seed)
-    C = 6
-    mine = call_student(ResidualBlock, C, what=f"ResidualBlock({C})").double()
-    spec = nn.Sequential(nn.Conv2d(C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C), nn.ReLU(),
-                         nn.Conv2d(C, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)).double()
-    if not isinstance(getattr(mine, "branch", None), nn.Module):
-        _fail("ResidualBlock needs the attribute `branch` (the nn.Sequential conv → BN → ReLU → conv → BN).")
-    _randomise(mine, seed)
-    _load_into(spec, mine.branch, "ResidualBlock.branch")
-    x = _rand(3, C, 6, 5, seed=seed + 1)
-    for mode in ("train", "eval"):
-        mine.train(mode == "train"), spec.train(mode == "train")
-        spec.load_state_dict(mine.branch.state_dict())
-        got = call_student(mine, x, what=f"ResidualBlock forward ({mode} mode)",
-                           hint="The branch must keep the shape (N, C, H, W), 3×3 convs with padding=1, so that x "
-                                "can be added to it.")
-        fx = spec(x)  # one forward each, so running statistics stay in step
-        want = F.relu(fx + x)
-        hint = ""
-        if torch.is_tensor(got) and got.shape == want.shape:
-            if torch.allclose(got, F.relu(fx)):
-                hint = "The shortcut is missing: add the input x to the branch's output before the ReLU."
-            elif torch.allclose(got, F.relu(fx) + x):
-                hint = "Apply the ReLU after adding x: y = ReLU(F(x) + x)."
-            elif torch.allclose(got, fx + x):
-                hint = "A ReLU follows the addition: y = ReLU(F(x) + x)."
-        compare(got, want, f"ResidualBlock output ({mode} mode)", **TOL, hint=hint)
-    # zero the branch: only the shortcut is left
-    zeroed = copy.deepcopy(mine).train()
-    with torch.no_grad():
-        for p in zeroed.branch.parameters():
-            p.zero_()
-    xs = x.clone().requires_grad_()
-    y = call_student(zeroed, xs, what="ResidualBlock forward with the branch zeroed")
-    compare(y, F.relu(x), "ResidualBlock output with every branch parameter zeroed (should be ReLU(x))", **TOL,
-            hint="With F(x) = 0 the block is ReLU(0 + x): the shortcut must carry x through.")
-    up = _rand(*x.shape, seed=seed + 2)
-    (gx,) = torch.autograd.grad((y * up).sum(), xs)
-    compare(gx, up * (x > 0), "the gradient through the shortcut (branch zeroed)", **TOL,
-            hint="The gradient must flow through '+ x' unchanged (apart from the ReLU).")
-    if verbose:
-        _ok("ResidualBlock computes ReLU(F(x) + x); with the branch zeroed the gradient flows through the shortcut.")
-
-
-def check_dense_block(DenseBlock, *, seed: int = 0, verbose: bool = True) -> None:
-    """Channel count in_ch + L·k, the input kept as the first channels, and the output of the
-    stated layers fed with the concatenation of everything before them."""
-    __tracebackhide__ = True
-    torch.manual_seed(seed)
-    for C, k, L in ((4, 3, 3), (5, 2, 1), (2, 4, 4)):
-        what = f"DenseBlock({C}, growth_rate={k}, num_layers={L})"
-        mine = call_student(DenseBlock, C, k, L, what=what).double()
-        x = _rand(2, C, 5, 6, seed=seed + C)
-        mine.train()
-        out = call_student(mine, x, what=f"{what} forward")
-        if not torch.is_tensor(out) or out.dim() != 4 or tuple(out.shape[2:]) != (5, 6) or out.shape[0] != 2:
-            _fail(f"{what} returned {getattr(out, 'shape', out)}; expected a tensor (2, {C + L * k}, 5, 6).")
-        if out.shape[1] != C + L * k:
-            hint = ""
-            if out.shape[1] in (C, k):
-                hint = (" Concatenate (torch.cat along dim 1), do not add: every layer's k new channels are kept "
-                        "next to the input's.")
-            _fail(f"{what} returned {out.shape[1]} channels, expected in_ch + num_layers·growth_rate = "
-                  f"{C} + {L}·{k} = {C + L * k}.{hint}")
-        compare(out[:, :C], x, f"the first {C} channels of {what}'s output (the input itself)", **TOL,
-                hint="Put the input first in the concatenation: the output is cat([x, h1, h2, ...]).")
-        spec = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(C + i * k), nn.ReLU(),
-                                           nn.Conv2d(C + i * k, k, 3, padding=1, bias=False))
-                             for i in range(L)).double()
-        if not isinstance(getattr(mine, "layers", None), nn.Module):
-            _fail(f"{what} needs the attribute `layers` (an nn.ModuleList of BN → ReLU → conv3×3).")
-        _randomise(mine, seed)
-        _load_into(spec, mine.layers, f"{what}.layers")
-        for mode in ("train", "eval"):
-            mine.train(mode == "train"), spec.train(mode == "train")
-            spec.load_state_dict(mine.layers.state_dict())
-            feats = [x]
-            for layer in spec:
-                feats.append(layer(torch.cat(feats, 1)))
-            compare(call_student(mine, x, what=f"{what} forward"), torch.cat(feats, 1), f"{what} output ({mode})",
-                    **TOL, hint="Layer i gets torch.cat([x, h1, ..., h_{i-1}], dim=1), all earlier outputs.")
-    if verbose:
-        _ok("DenseBlock concatenates the input and every layer's output, with the right channel counts.")
 
 
 # ----------------------------------------------------------------------------- SimpleCNN

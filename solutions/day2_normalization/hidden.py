@@ -45,3 +45,11 @@ hidden_instance_norm = cell_function(JUDGED, "test_instance_norm")
 hidden_group_norm = cell_function(JUDGED, "test_group_norm")
 hidden_dropout = cell_function(JUDGED, "test_dropout")
 hidden_weight_penalties = cell_function(JUDGED, "test_weight_penalties")  # (l1_penalty, l2_penalty)
+
+
+def warm_up():
+    """Run by the grader while the kernel starts: the penalties' verdict steps torch.optim.SGD, whose first
+    use imports most of torch._dynamo (1-2 s), which would otherwise delay that verdict."""
+    import torch
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
