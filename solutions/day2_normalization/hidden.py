@@ -8,6 +8,8 @@ reference: the kernel cannot see it (autograder/kernel_sandbox.py).
 """
 from __future__ import annotations
 
+import torch
+
 from autograder.judge import cell_function, per_seed
 from course.checks import day2_normalization as day2
 from course.checks import norms_dropout_penalties as norms
@@ -50,6 +52,4 @@ hidden_weight_penalties = cell_function(JUDGED, "test_weight_penalties")  # (l1_
 def warm_up():
     """Run by the grader while the kernel starts: the penalties' verdict steps torch.optim.SGD, whose first
     use imports most of torch._dynamo (1-2 s), which would otherwise delay that verdict."""
-    import torch
-
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
