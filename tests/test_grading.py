@@ -14,12 +14,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
 from autograder.build import lay_out_samples, sample_path
 from course.days import assignments
@@ -266,3 +268,29 @@ def test_grading_on_cuda_gives_the_cpu_grades(tmp_path):
         ref, bug = rows["reference", aid], rows["buggy", aid]
         assert (ref["status"], float(ref["score"])) == ("graded", max_score), ref
         assert set(bug["failed_tests"].split()) == planted, bug
+
+
+@pytest.mark.slow
+def test_nbgrader_by_hand_grades_like_course_grade(graded, tmp_path):
+    """`nbgrader generate_assignment` and `nbgrader autograde`, run by hand in a course root laid out like
+    the repository (its nbgrader_config.py), score the buggy DAY 4 sample as `course grade` did."""
+    _, rows, _, _ = graded
+    aid, name = "day4_rnn", ASSIGNMENTS["day4_rnn"]
+    for part in ("autograder", "course", "data"):  # read only; nbgrader writes into the copies below
+        (tmp_path / part).symlink_to(REPO / part)
+    for part in ("solutions", "assignments"):
+        shutil.copytree(REPO / part / aid, tmp_path / part / aid, ignore=shutil.ignore_patterns("samples"))
+    shutil.copy(REPO / "nbgrader_config.py", tmp_path)
+    (tmp_path / "submitted" / "buggy" / aid).mkdir(parents=True)
+    nbformat.write(without_experiments(nbformat.read(sample_path(aid, "buggy"), as_version=4)),
+                   tmp_path / "submitted" / "buggy" / aid / f"{name}.ipynb")
+    for step in (["generate_assignment", aid, "--force"], ["autograde", aid]):
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", *step], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        score = gb.find_submission(aid, "buggy").score
+        failed = {g.name for g in gb.find_submission_notebook(name, aid, "buggy").grades
+                  if g.max_score and (g.score or 0) < g.max_score}
+    row = rows["buggy", aid]
+    assert (score, failed) == (float(row["score"]), set(row["failed_tests"].split())) == (14.0, EXPECTED[aid][1])
