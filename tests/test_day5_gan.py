@@ -1,12 +1,15 @@
 """DAY 5: checks pass the reference and correct variants, and catch realistic mutants; the judge's metrics."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from solutions.day5_gan import hidden
+from course.checks import gan_pieces as gan
 from course.checks.day5_gan import (check_conditional, check_discriminator, check_gan_losses, check_generator,
                                 check_train_step, check_vae)
 from course.judge import frechet_distance, judge_samples, load_judge
@@ -271,3 +274,34 @@ def test_self_conditioned_gan_trains_on_more_clusters_than_digits():
                                n_classes=20, progress=False)
     assert G.embed.num_embeddings == 20 and D.embed.num_embeddings == 20
     assert exp.sample(G, torch.randn(5, 64), torch.tensor([0, 5, 10, 15, 19])).shape == (5, 1, 28, 28)
+
+
+def test_verdicts_decide_on_doctored_observations():
+    """The judge's verdicts check everything a pass rests on: the reference's honest observations pass,
+    and each one doctored as a hostile kernel could fails (a generator of the wrong shape, an eval-mode
+    output off by 1e-6, a discriminator that squeezed its batch away, an infinite loss, a missing
+    gradient, a label that changes nothing, a VAE loss of the wrong sign)."""
+    honest = {
+        gan.generator_verdict: gan.generator_run(ref.Generator, seed=6),
+        gan.discriminator_verdict: gan.discriminator_run(ref.Discriminator, seed=6),
+        gan.gan_losses_verdict: gan.gan_losses_run(ref.discriminator_loss, ref.generator_loss, seed=6),
+        gan.conditional_verdict: gan.conditional_run(ref.CondGenerator, ref.CondDiscriminator, seed=6),
+        gan.vae_verdict: gan.vae_run(ref.reparameterize, ref.vae_loss, seed=6),
+    }
+    doctored = [  # (verdict, doctor, what the message says)
+        (gan.generator_verdict, lambda o: o[1].__setitem__("shape", [3, 1, 14, 14]), "expected \\(3, 1, 28, 28\\)"),
+        (gan.generator_verdict, lambda o: o[0]["outs"][1].add_(1e-6), "eval mode"),
+        (gan.discriminator_verdict, lambda o: o["shapes"].__setitem__(1, []), "squeeze"),
+        (gan.gan_losses_verdict, lambda o: o[1].__setitem__("g", torch.tensor(float("inf"), dtype=torch.float64)),
+         "logit form"),
+        (gan.gan_losses_verdict, lambda o: o[0].__setitem__("grads", None), "gradient of the losses"),
+        (gan.conditional_verdict, lambda o: o["D_labels"].__setitem__(1, o["D_labels"][0].clone()), "ignores the label"),
+        (gan.vae_verdict, lambda o: o.__setitem__("loss", -o["loss"]), "negative ELBO"),
+    ]
+    for verdict, observations in honest.items():
+        verdict(observations, seed=6)
+    for verdict, doctor, message in doctored:
+        bad = copy.deepcopy(honest[verdict])
+        doctor(bad)
+        with pytest.raises(AssertionError, match=message):
+            verdict(bad, seed=6)

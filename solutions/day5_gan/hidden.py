@@ -1,9 +1,15 @@
-"""Hidden tests of DAY 5: the visible checks again with fresh seeds (new weights, noise and labels)."""
+"""Hidden tests of DAY 5. Five of six are judged outside the student's process (autograder/judge.py):
+the ``_run`` half of the visible check in the kernel with fresh seeds (new weights, noise and labels),
+its ``_verdict`` half in the grader. The training step is still the visible check again with fresh
+seeds, decided in the kernel: its expected step uses the student's own loss functions where they run,
+so that a mistake there is not charged twice, and the grader cannot call them. Nothing here imports
+the reference: the kernel cannot see it (autograder/kernel_sandbox.py)."""
 from __future__ import annotations
 
 from autograder.hidden import run_hidden as _run
-from course.checks.day5_gan import (check_conditional, check_discriminator, check_gan_losses, check_generator,
-                                check_train_step, check_vae)
+from autograder.judge import cell_function, per_seed
+from course.checks import gan_pieces as gan
+from course.checks.day5_gan import check_train_step
 
 # The bug planted in the bundled "buggy" sample: the saturating minimax generator loss.
 SAMPLE_BUG = {
@@ -12,25 +18,21 @@ SAMPLE_BUG = {
 }
 
 
-def hidden_generator(Generator):
-    _run("Generator", check_generator, Generator)
+# Keyed by the test cell's grade_id.
+JUDGED = {
+    "test_generator": per_seed("Generator", gan.generator_run, gan.generator_verdict),
+    "test_discriminator": per_seed("Discriminator", gan.discriminator_run, gan.discriminator_verdict),
+    "test_gan_losses": per_seed("discriminator_loss and generator_loss", gan.gan_losses_run, gan.gan_losses_verdict),
+    "test_conditional": per_seed("CondGenerator and CondDiscriminator", gan.conditional_run, gan.conditional_verdict),
+    "test_vae": per_seed("reparameterize and vae_loss", gan.vae_run, gan.vae_verdict),
+}
 
-
-def hidden_discriminator(Discriminator):
-    _run("Discriminator", check_discriminator, Discriminator)
-
-
-def hidden_gan_losses(discriminator_loss, generator_loss):
-    _run("discriminator_loss and generator_loss", check_gan_losses, discriminator_loss, generator_loss)
+hidden_generator = cell_function(JUDGED, "test_generator")
+hidden_discriminator = cell_function(JUDGED, "test_discriminator")
+hidden_gan_losses = cell_function(JUDGED, "test_gan_losses")  # (discriminator_loss, generator_loss)
+hidden_conditional = cell_function(JUDGED, "test_conditional")  # (CondGenerator, CondDiscriminator)
+hidden_vae = cell_function(JUDGED, "test_vae")  # (reparameterize, vae_loss)
 
 
 def hidden_train_step(gan_train_step, discriminator_loss, generator_loss):
     _run("gan_train_step", check_train_step, gan_train_step, discriminator_loss, generator_loss)
-
-
-def hidden_conditional(CondGenerator, CondDiscriminator):
-    _run("CondGenerator and CondDiscriminator", check_conditional, CondGenerator, CondDiscriminator)
-
-
-def hidden_vae(reparameterize, vae_loss):
-    _run("reparameterize and vae_loss", check_vae, reparameterize, vae_loss)
