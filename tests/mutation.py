@@ -3,6 +3,7 @@ hidden tests' verdicts on them (and on the reference and correct variants) never
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import itertools
 import linecache
@@ -174,3 +175,20 @@ def _fresh_seeds_forbidden():
         yield
     finally:
         hidden.fresh_seed = before
+
+
+def doctored_observations_fail(honest: dict, doctored: list, *, seed: int, settings: dict | None = None) -> None:
+    """The judge's verdicts decide on everything a pass rests on: each ``verdict`` passes the reference's
+    honest observations ``honest[verdict]``, and fails, with a message matching ``message``, a copy of them
+    changed by ``doctor`` as a hostile kernel could (``doctored``: (verdict, doctor, message) rows).
+    ``settings`` gives a verdict's extra keyword arguments."""
+    import pytest
+
+    settings = settings or {}
+    for verdict, observations in honest.items():
+        verdict(observations, seed=seed, **settings.get(verdict, {}))
+    for verdict, doctor, message in doctored:
+        bad = copy.deepcopy(honest[verdict])
+        doctor(bad)
+        with pytest.raises(AssertionError, match=message):
+            verdict(bad, seed=seed, **settings.get(verdict, {}))

@@ -1,8 +1,6 @@
 """DAY 2: checks pass the reference and correct variants, and catch realistic mutants."""
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,7 @@ from course.checks import norms_dropout_penalties as norms
 from course.checks import (check_activations, check_batch_norm, check_batch_norm_backward, check_batchnorm2d,
                            check_dropout, check_group_norm, check_instance_norm, check_layer_norm, check_penalties)
 from solutions.day2_normalization import reference as ref
-from tests.mutation import exercise_tests, seed_sweep_tests
+from tests.mutation import doctored_observations_fail, exercise_tests, seed_sweep_tests
 
 ACTS = dict(sigmoid=ref.sigmoid, tanh=ref.tanh, relu=ref.relu, leaky_relu=ref.leaky_relu, softmax=ref.softmax)
 
@@ -207,37 +205,30 @@ def test_verdicts_decide_on_doctored_observations():
     and each one doctored as a hostile kernel could (a running mean off by 1e-6, eval mode changing the
     statistics, a source that calls torch, two gradients instead of three, a step left out, a wrong
     counter, a penalty that cannot be backpropagated, a mask that ignores its generator) fails."""
-    acts = day2.activations_run(*ACTS.values(), seed=1)
-    bn = day2.batch_norm_run(ref.batch_norm, seed=1, momentum=0.3, eps=1e-3)
-    bnb = day2.batch_norm_backward_run(ref.BatchNormFunction, seed=1, gradcheck=False)
-    bn2d = day2.batchnorm2d_run(ref.BatchNorm2d, seed=1, steps=3)
-    drop = norms.dropout_run(ref.dropout, seed=1)
-    pen = norms.penalties_run(ref.l1_penalty, ref.l2_penalty, seed=1, lam=0.03)
-    cases = [  # (verdict, honest observations, doctor, what the message says)
-        (day2.activations_verdict, acts, lambda r: r["sources"].__setitem__("sigmoid", "def sigmoid(x):\n    return "
-                                                                              "torch.sigmoid(x)\n"), "torch.sigmoid"),
-        (lambda r, seed: day2.batch_norm_verdict(r, seed=seed, momentum=0.3, eps=1e-3), bn,
-         lambda r: r["shapes"][1]["train"]["rm"].add_(1e-6), "running_mean"),
-        (lambda r, seed: day2.batch_norm_verdict(r, seed=seed, momentum=0.3, eps=1e-3), bn,
-         lambda r: r["shapes"][0]["eval"]["rv"].mul_(2), "eval mode must only read"),
-        (lambda r, seed: day2.batch_norm_backward_verdict(r, seed=seed, gradcheck=False), bnb,
-         lambda r: r[0]["grads"].pop(), "three gradients"),
-        (lambda r, seed: day2.batchnorm2d_verdict(r, seed=seed, steps=3), bn2d, lambda r: r["steps"].pop(1),
-         "3 training steps"),
-        (lambda r, seed: day2.batchnorm2d_verdict(r, seed=seed, steps=3), bn2d,
-         lambda r: r["steps"][2].__setitem__("num_batches_tracked", torch.tensor(2)), "num_batches_tracked"),
-        (lambda r, seed: norms.penalties_verdict(r, seed=seed, lam=0.03), pen,
-         lambda r: r["l2_penalty"].__setitem__("usable", False), "0-dim tensor"),
-        (lambda r, seed: norms.penalties_verdict(r, seed=seed, lam=0.03), pen,
-         lambda r: r.__setitem__("after_step", None), "after one SGD step"),
-        (norms.dropout_verdict, drop, lambda r: r.__setitem__("other_seed", r["same_seed"]), "different generator seeds"),
+    honest = {
+        day2.activations_verdict: day2.activations_run(*ACTS.values(), seed=1),
+        day2.batch_norm_verdict: day2.batch_norm_run(ref.batch_norm, seed=1, momentum=0.3, eps=1e-3),
+        day2.batch_norm_backward_verdict: day2.batch_norm_backward_run(ref.BatchNormFunction, seed=1, gradcheck=False),
+        day2.batchnorm2d_verdict: day2.batchnorm2d_run(ref.BatchNorm2d, seed=1, steps=3),
+        norms.dropout_verdict: norms.dropout_run(ref.dropout, seed=1),
+        norms.penalties_verdict: norms.penalties_run(ref.l1_penalty, ref.l2_penalty, seed=1, lam=0.03),
+    }
+    settings = {day2.batch_norm_verdict: dict(momentum=0.3, eps=1e-3), day2.batch_norm_backward_verdict:
+                dict(gradcheck=False), day2.batchnorm2d_verdict: dict(steps=3), norms.penalties_verdict: dict(lam=0.03)}
+    doctored = [  # (verdict, doctor, what the message says)
+        (day2.activations_verdict, lambda r: r["sources"].__setitem__("sigmoid", "def sigmoid(x):\n    return "
+                                                                       "torch.sigmoid(x)\n"), "torch.sigmoid"),
+        (day2.batch_norm_verdict, lambda r: r["shapes"][1]["train"]["rm"].add_(1e-6), "running_mean"),
+        (day2.batch_norm_verdict, lambda r: r["shapes"][0]["eval"]["rv"].mul_(2), "eval mode must only read"),
+        (day2.batch_norm_backward_verdict, lambda r: r[0]["grads"].pop(), "three gradients"),
+        (day2.batchnorm2d_verdict, lambda r: r["steps"].pop(1), "3 training steps"),
+        (day2.batchnorm2d_verdict, lambda r: r["steps"][2].__setitem__("num_batches_tracked", torch.tensor(2)),
+         "num_batches_tracked"),
+        (norms.penalties_verdict, lambda r: r["l2_penalty"].__setitem__("usable", False), "0-dim tensor"),
+        (norms.penalties_verdict, lambda r: r.__setitem__("after_step", None), "after one SGD step"),
+        (norms.dropout_verdict, lambda r: r.__setitem__("other_seed", r["same_seed"]), "different generator seeds"),
     ]
-    for verdict, honest, doctor, message in cases:
-        verdict(honest, seed=1)
-        bad = copy.deepcopy(honest)
-        doctor(bad)
-        with pytest.raises(AssertionError, match=message):
-            verdict(bad, seed=1)
+    doctored_observations_fail(honest, doctored, seed=1, settings=settings)
 
 
 def test_a_returned_non_tensor_is_named_in_the_verdict():

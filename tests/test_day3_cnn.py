@@ -1,8 +1,6 @@
 """DAY 3: checks pass the reference and correct variants, and catch realistic mutants."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +12,7 @@ from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
                            check_transfer, count_mult_adds)
 from solutions.day3_cnn import reference as ref
-from tests.mutation import exercise, exercise_tests, seed_sweep_tests
+from tests.mutation import doctored_observations_fail, exercise, exercise_tests, seed_sweep_tests
 
 
 def _ex(check, hidden_test, names):
@@ -323,10 +321,4 @@ def test_verdicts_decide_on_doctored_observations():
         (conv.residual_block_verdict, lambda o: o["zeroed"].__setitem__("grad", None), "shortcut"),
         (conv.dense_block_verdict, lambda o: o[2]["modes"].pop(), "train and eval"),
     ]
-    for verdict, observations in honest.items():
-        verdict(observations, seed=5, **settings.get(verdict, {}))
-    for verdict, doctor, message in doctored:
-        bad = copy.deepcopy(honest[verdict])
-        doctor(bad)
-        with pytest.raises(AssertionError, match=message):
-            verdict(bad, seed=5, **settings.get(verdict, {}))
+    doctored_observations_fail(honest, doctored, seed=5, settings=settings)

@@ -1,11 +1,9 @@
 """DAY 4: checks pass the reference and correct variants, and catch realistic mutants."""
 from __future__ import annotations
 
-import copy
 import math
 import types
 
-import pytest
 import torch
 from torch import nn
 
@@ -18,7 +16,7 @@ from course.checks.day4_rnn import (check_attention, check_bidirectional, check_
 from solutions.day4_rnn import experiment as exp
 from solutions.day4_rnn import reference as ref
 from solutions.day4_rnn import reference_seq2seq as s2s
-from tests.mutation import exercise, exercise_tests, seed_sweep_tests
+from tests.mutation import doctored_observations_fail, exercise, exercise_tests, seed_sweep_tests
 
 REFERENCE = types.SimpleNamespace(**(vars(ref) | vars(s2s)))  # both reference files: the exercises and the mutation targets
 
@@ -330,10 +328,4 @@ def test_verdicts_decide_on_doctored_observations():
         (att.seq2seq_verdict, lambda o: o["decoder"].pop("cell.bias_hh"), "cell.bias_hh"),
         (att.seq2seq_verdict, lambda o: o["calls"][3][1].sub_(1), "stale state"),
     ]
-    for verdict, observations in honest.items():
-        verdict(observations, seed=2)
-    for verdict, doctor, message in doctored:
-        bad = copy.deepcopy(honest[verdict])
-        doctor(bad)
-        with pytest.raises(AssertionError, match=message):
-            verdict(bad, seed=2)
+    doctored_observations_fail(honest, doctored, seed=2)
