@@ -7,6 +7,7 @@ this folder re-exports them.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -57,19 +58,30 @@ class _CondDSpec(nn.Module):
         return self.body(torch.cat([x, self.embed(labels).view(-1, 1, 28, 28)], dim=1)).squeeze(1)
 
 
+@functools.lru_cache(maxsize=8)
+def _random_state(signature: tuple, seed: int) -> tuple[torch.Tensor, ...]:
+    """The random values :func:`_randomise` gives the floating entries ``signature`` (name, shape, dtype) of a
+    state_dict; kept for a few calls, as a scenario and its verdict ask for the same ones."""
+    g = torch.Generator().manual_seed(seed)
+    values = []
+    for name, shape, dtype in signature:
+        if "running_var" in name:
+            values.append(0.5 + torch.rand(shape, generator=g, dtype=dtype))
+        elif "weight" in name and len(shape) == 1:  # BatchNorm γ
+            values.append(1 + 0.2 * torch.randn(shape, generator=g, dtype=dtype))
+        else:
+            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 4
+            values.append(torch.randn(shape, generator=g, dtype=dtype) / math.sqrt(fan_in))
+    return tuple(values)
+
+
 def _randomise(m: nn.Module, seed: int) -> nn.Module:
     """Random weights everywhere, and random BatchNorm statistics, so no layer is a no-op; ``m`` itself."""
-    g = torch.Generator().manual_seed(seed)
+    state = [(name, t) for name, t in m.state_dict().items() if t.is_floating_point()]
+    values = _random_state(tuple((name, tuple(t.shape), t.dtype) for name, t in state), seed)
     with torch.no_grad():
-        for name, t in m.state_dict().items():
-            if t.is_floating_point():
-                if "running_var" in name:
-                    t.copy_(0.5 + torch.rand(t.shape, generator=g, dtype=t.dtype))
-                elif "weight" in name and t.dim() == 1:  # BatchNorm γ
-                    t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g, dtype=t.dtype))
-                else:
-                    fan_in = t[0].numel() if t.dim() > 1 else 4
-                    t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) / math.sqrt(fan_in))
+        for (_, t), value in zip(state, values):
+            t.copy_(value)
     return m
 
 
