@@ -131,6 +131,14 @@ def lists_judged_tests(assignment: str) -> bool:
     return bool(spec and spec.origin) and "JUDGED" in Path(spec.origin).read_text(encoding="utf-8")
 
 
+def warm_up_optimizers() -> None:
+    """A ``warm_up`` for a DAY whose verdicts step a torch optimizer: its first use imports most of
+    torch._dynamo (1-2 s), which would otherwise delay the first such verdict."""
+    import torch
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def judged_tests(assignment: str) -> dict[str, Judged]:
     """The judged hidden tests of ``assignment``; its hidden.py's ``warm_up()``, if any, runs first."""
     module = importlib.import_module(f"solutions.{assignment}.hidden")

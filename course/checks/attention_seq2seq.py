@@ -9,20 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (_fail, _ok, call_student, compare, forbid_calls_in, observed, rand64, same,
-                                  seeded_module, source_of, type_name)
+from course.checks.common import (TOL, _fail, _ok, call_student, compare, forbid_calls_in, observed, pair, rand64,
+                                  same, seeded_module, source_of, type_name)
 
 __all__ = ["check_attention", "check_multi_head_attention", "check_positional_encoding", "check_seq2seq"]
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 _rand = rand64
-
-
-def _pair(got, what: str, expected: str):
-    __tracebackhide__ = True
-    if not isinstance(got, list) or len(got) != 2:
-        _fail(f"{what} should return {expected}; it returned {type_name(got)}.")
-    return got
 
 
 # ----------------------------------------------------------------------------- attention
@@ -87,7 +79,7 @@ def attention_verdict(run: dict, *, seed: int) -> None:
     for (kwargs, desc), got in zip(SDPA_CASES, run["sdpa"], strict=True):
         kk, vv, args = _sdpa_args(kwargs, k, v, mask)
         what = f"scaled_dot_product_attention with {desc}"
-        out, w = _pair(got, what, "(output, weights)")
+        out, w = pair(got, what, "(output, weights)")
         ref_mask = args.get("mask")
         want = F.scaled_dot_product_attention(q, kk, vv, attn_mask=ref_mask, is_causal=args.get("is_causal", False))
         scores = q @ kk.transpose(-2, -1)
@@ -116,7 +108,7 @@ def attention_verdict(run: dict, *, seed: int) -> None:
     W = {n: _rand(*shape, seed=seed + math.prod(shape)) for n, shape in _additive_shapes().items()}
     query, keys, values, m = _additive_inputs(seed)
     for mm, got in zip((None, m), run["additive"], strict=True):
-        context, weights = _pair(got, "AdditiveAttention", "(context, weights)")
+        context, weights = pair(got, "AdditiveAttention", "(context, weights)")
         scores = (torch.tanh((query @ W["W_q.weight"].T)[:, None, :] + keys @ W["W_k.weight"].T)
                   @ W["v.weight"].T).squeeze(-1)
         if mm is not None:
@@ -186,7 +178,7 @@ def multi_head_attention_verdict(runs: list, *, seed: int) -> None:
     hint = ("Split E into (heads, d) and move heads before the sequence dim: "
             "reshape(N, L, H, d).transpose(1, 2); merge back the same way before out_proj.")
     for (kwargs, desc), got in zip(cases, runs, strict=True):
-        out, w = _pair(got, f"MultiHeadAttention forward ({desc})", "(output, weights)")
+        out, w = pair(got, f"MultiHeadAttention forward ({desc})", "(output, weights)")
         with torch.no_grad():
             want_out, want_w = ref(q, k, v, **kwargs, need_weights=True, average_attn_weights=True)
         if torch.is_tensor(w) and w.dim() == 4:
@@ -326,7 +318,7 @@ def _decoder_step(p: dict, y_prev, h, enc_out, mask):
 def seq2seq_verdict(run: dict, *, seed: int, in_vocab: int = 20, out_vocab: int = 14, bos: int = 1,
                     pad: int = 0) -> None:
     __tracebackhide__ = True
-    outs, state = _pair(run["encoded"], "Encoder(src)", "(outputs, state)")
+    outs, state = pair(run["encoded"], "Encoder(src)", "(outputs, state)")
     Hh = outs.shape[-1] // 2 if torch.is_tensor(outs) and outs.dim() == 3 else 0
     if not (torch.is_tensor(outs) and torch.is_tensor(state)) or tuple(outs.shape[:2]) != (3, 9) or \
             tuple(state.shape) != (3, 2 * Hh):
@@ -358,7 +350,7 @@ def seq2seq_verdict(run: dict, *, seed: int, in_vocab: int = 20, out_vocab: int 
                   f"prediction (the argmax), {want[:, t - 1].tolist()}.")
         if not torch.allclose(calls[t][1], calls[0][1] + t):
             _fail(f"At step {t + 1} greedy_decode passed a stale state; pass on the state the decoder returned.")
-    tokens, attn = _pair(run["decoded"], "greedy_decode", "(tokens, attention)")
+    tokens, attn = pair(run["decoded"], "greedy_decode", "(tokens, attention)")
     compare(tokens, want, "greedy_decode tokens", atol=0, rtol=0)
     if not torch.is_tensor(attn) or tuple(attn.shape) != (2, MAX_LEN, 5):
         _fail(f"greedy_decode's attention has shape {getattr(attn, 'shape', type_name(attn))}, expected "

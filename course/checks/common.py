@@ -8,6 +8,10 @@ import torch
 from torch import nn
 
 
+# The tolerance of float64 comparisons with torch: 1e-10 + 1e-8·|expected|.
+TOL = dict(atol=1e-10, rtol=1e-8)
+
+
 class CheckFailed(AssertionError):
     """A check found a difference. The message explains it in plain words."""
 
@@ -98,6 +102,38 @@ def observed(value):
 
 
 OPAQUE = "__type__"  # the key of what observed() sends for a value it does not send as it is
+
+
+def observed_grads(out, inputs, up=None) -> list | None:
+    """What a scenario sends for the gradients of the student's output ``out`` w.r.t. ``inputs``: of
+    ``out`` itself when it is a single number (``up`` None), else of (out·up).sum(); None in a list
+    for an input it does not reach, and None in all when ``out`` cannot give gradients (not a tensor,
+    no graph, the wrong shape): the verdict then says so."""
+    if not torch.is_tensor(out) or not out.requires_grad:
+        return None
+    if up is None:
+        if out.numel() != 1:
+            return None
+        target = out.reshape(())
+    elif out.shape != up.shape:
+        return None
+    else:
+        target = (out * up).sum()
+    return observed(list(torch.autograd.grad(target, inputs, allow_unused=True)))
+
+
+def absent(what: str) -> dict:
+    """Stands for a value that was never returned (``what``: "no gradient"), as :func:`observed` sends an
+    unknown type, so that :func:`compare` names it."""
+    return {OPAQUE: what}
+
+
+def pair(got, what: str, expected: str) -> list:
+    """``got`` (an observed tuple, so a list) as its two items, or a failure that says what was expected."""
+    __tracebackhide__ = True
+    if not isinstance(got, list) or len(got) != 2:
+        _fail(f"{what} should return {expected}; it returned {type_name(got)}.")
+    return got
 
 
 def type_name(value) -> str:

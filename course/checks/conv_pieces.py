@@ -13,25 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (_fail, _ok, call_student, compare, forbid_calls_in, observed, rand64, source_of,
-                                  type_name)
+from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, forbid_calls_in, observed,
+                                  observed_grads, rand64, source_of, type_name)
 
 __all__ = ["check_conv_output_size", "check_conv2d", "check_pooling", "check_residual_block", "check_dense_block",
            "CONV_FORBIDDEN"]
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 _rand = rand64
 
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _grads(out, inputs, up) -> list | None:
-    """Gradients of (out·up).sum() w.r.t. ``inputs`` (None where unused), or None when ``out`` cannot give any."""
-    if not torch.is_tensor(out) or out.shape != up.shape or not out.requires_grad:
-        return None
-    return observed(list(torch.autograd.grad((out * up).sum(), inputs, allow_unused=True)))
 
 
 # ----------------------------------------------------------------------------- output size
@@ -137,7 +129,7 @@ def conv2d_run(conv2d, *, seed: int, gradcheck: bool = True) -> dict:
         inputs = [t.clone().requires_grad_() for t in (x, w) + ((b,) if b is not None else ())]
         out = call_student(conv2d, *inputs[:2], inputs[2] if b is not None else None, stride, padding, what=what)
         run["cases"].append({"y": observed(got), "requires_grad": bool(torch.is_tensor(out) and out.requires_grad),
-                             "grads": _grads(out, inputs, up)})
+                             "grads": observed_grads(out, inputs, up)})
     if gradcheck:
         x = _rand(1, 2, 4, 4, seed=seed + 99).requires_grad_()
         w = _rand(2, 2, 2, 2, seed=seed + 98).requires_grad_()
@@ -213,7 +205,7 @@ def pooling_run(max_pool2d, avg_pool2d, *, seed: int) -> dict:
             xs = x.clone().requires_grad_()
             got = call_student(fns[name], *((xs, k) if s is None else (xs, k, s)), what=_pool_what(name, shape, k, s))
             up = _rand(*ref(x, k, s).shape, seed=seed + 50 + i)
-            grads = _grads(got, [xs], up)
+            grads = observed_grads(got, [xs], up)
             run["cases"].append({"y": observed(got), "requires_grad": bool(torch.is_tensor(got) and got.requires_grad),
                                  "grad": grads[0] if grads else None})
     return run
@@ -323,7 +315,7 @@ def residual_block_run(ResidualBlock, *, seed: int) -> dict:
             p.zero_()
     xs = x.clone().requires_grad_()
     y = call_student(zeroed, xs, what="ResidualBlock forward with the branch zeroed")
-    grads = _grads(y, [xs], _rand(*x.shape, seed=seed + 2))
+    grads = observed_grads(y, [xs], _rand(*x.shape, seed=seed + 2))
     run["zeroed"] = {"y": observed(y), "grad": grads[0] if grads else None}
     return run
 
@@ -352,7 +344,7 @@ def residual_block_verdict(run: dict, *, seed: int) -> None:
             "ReLU(x))", **TOL, hint="With F(x) = 0 the block is ReLU(0 + x): the shortcut must carry x through.")
     up = _rand(*x.shape, seed=seed + 2)
     gx = run["zeroed"]["grad"]
-    compare(gx if gx is not None else {"__type__": "no gradient"}, up * (x > 0),
+    compare(gx if gx is not None else absent("no gradient"), up * (x > 0),
             "the gradient through the shortcut (branch zeroed)", **TOL,
             hint="The gradient must flow through '+ x' unchanged (apart from the ReLU).")
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (_fail, _ok, call_student, compare, forbid_calls_in, observed, rand64, source_of,
-                                  type_name)
+from course.checks.common import (TOL, _fail, _ok, call_student, compare, forbid_calls_in, observed, rand64,
+                                  source_of, type_name)
 from course.checks.norms_dropout_penalties import (check_dropout, check_group_norm, check_instance_norm,
                                                    check_layer_norm, check_penalties)
 
@@ -25,7 +25,6 @@ __all__ = ["TOL", "check_activations", "check_batch_norm", "check_batch_norm_bac
 # The rest of the DAY's checks (layer, instance and group norm, dropout, penalties) are in
 # norms_dropout_penalties.py.
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 
 
 _rand = rand64  # seeded float64 normals (course.checks.common)

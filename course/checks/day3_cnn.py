@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, call_student, compare, rand64
+from course.checks.common import TOL, _fail, _ok, call_student, compare, rand64
 from course.checks.conv_pieces import (CONV_FORBIDDEN, check_conv2d, check_conv_output_size, check_dense_block,
                                        check_pooling, check_residual_block)
 from course.device import grading_mode
@@ -24,7 +24,6 @@ __all__ = ["TOL", "CONV_FORBIDDEN", "count_mult_adds", "check_conv_output_size",
 # into a _run half (the kernel) and a _verdict half (the grader); the Conv2d module, depthwise-separable
 # conv, SimpleCNN and transfer are still checked in one piece here (see solutions/<day>/hidden.py).
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 
 
 _rand = rand64  # seeded float64 normals (course.checks.common)

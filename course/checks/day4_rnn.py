@@ -18,14 +18,13 @@ from torch import nn
 
 from course.checks.attention_seq2seq import (check_attention, check_multi_head_attention, check_positional_encoding,
                                              check_seq2seq)
-from course.checks.common import (_fail, _ok, call_student, compare, forbid_calls_in, observed, rand64, same,
-                                  seeded_module, source_of, type_name)
+from course.checks.common import (TOL, _fail, _ok, call_student, compare, forbid_calls_in, observed, pair, rand64,
+                                  same, seeded_module, source_of)
 
 __all__ = ["TOL", "check_rnn_cell", "check_bptt", "check_lstm_cell", "check_gru_cell", "check_bidirectional",
            "check_grad_clipping", "check_attention", "check_multi_head_attention", "check_positional_encoding",
            "check_seq2seq"]
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 
 
 _rand = rand64  # seeded float64 normals (course.checks.common)
@@ -42,14 +41,6 @@ def _copy_cell(mine: nn.Module, ref: nn.Module, what: str, suffix: str = "") -> 
                   "Keep the parameters the skeleton creates.")
         with torch.no_grad():
             got.copy_(want)
-
-
-def _pair(got, what: str, expected: str):
-    """``got`` as a two-item list, or a failure that says what was expected."""
-    __tracebackhide__ = True
-    if not isinstance(got, list) or len(got) != 2:
-        _fail(f"{what} should return {expected}; it returned {type_name(got)}.")
-    return got
 
 
 # ----------------------------------------------------------------------------- RNN cell
@@ -103,7 +94,7 @@ def rnn_cell_verdict(run: dict, *, seed: int) -> None:
     xs, h0 = _rand(T, N, D, seed=seed + 3), _rand(N, H, seed=seed + 4)
     with torch.no_grad():
         want_out, want_h = rnn(xs, h0[None])
-    got = _pair(run["unroll"], "unroll", "a pair (outputs (T, N, H), last state (N, H))")
+    got = pair(run["unroll"], "unroll", "a pair (outputs (T, N, H), last state (N, H))")
     compare(got[0], want_out, "unroll's outputs (every h_t, compared with nn.RNN)", **TOL,
             hint="outputs[t] is the state after reading x_t, in time order, starting from h0.")
     compare(got[1], want_h[0], "unroll's last state h_T", **TOL)
@@ -212,7 +203,7 @@ def lstm_cell_verdict(steps: list, *, seed: int) -> None:
     for t, got in enumerate(steps):
         with torch.no_grad():
             state = ref(_rand(N, D, seed=seed + t), state)
-        got = _pair(got, "LSTMCell", "the pair (h', c')")
+        got = pair(got, "LSTMCell", "the pair (h', c')")
         compare(got[1], state[1], f"LSTMCell cell state c after step {t + 1}", **TOL, hint=hint)
         compare(got[0], state[0], f"LSTMCell output h after step {t + 1}", **TOL, hint=hint)
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, call_student, rand64
+from course.checks.common import TOL, _fail, _ok, call_student, rand64
 from course.checks.gan_pieces import (bce, check_conditional, check_discriminator, check_gan_losses, check_generator,
                                       check_vae, discriminator_spec, generator_spec)
 
@@ -23,7 +23,6 @@ __all__ = ["TOL", "check_generator", "check_discriminator", "check_gan_losses", 
 # _run half (the kernel) and a _verdict half (the grader); one training step is still checked in one
 # piece here (see solutions/<day>/hidden.py).
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 
 
 _rand = rand64  # seeded float64 normals (course.checks.common)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, call_student, compare, observed, rand64, type_name
+from course.checks.common import TOL, _fail, _ok, call_student, compare, observed, rand64, type_name
 from course.checks.dqn_pieces import (check_dqn_loss, check_epsilon, check_q_network, check_reinforce,
                                       check_target_update, check_td_targets, nets, q_network_spec, td_batch,
                                       where_nets_disagree)
@@ -28,7 +28,6 @@ __all__ = ["TOL", "SIGMAS", "check_replay_buffer", "check_epsilon", "check_selec
 # grader), as are ε's schedule, the Q-network, TD targets, the loss, the target update and REINFORCE in
 # dqn_pieces.py; the learning step is still checked in one piece (see solutions/<day>/hidden.py).
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 # Count tests allow 6 standard deviations: a correct sampler fails one with probability ~2e-9. The
 # sample sizes below put each slip they are there to catch ≥ 5 standard deviations beyond that bound.
 SIGMAS = 6.0

@@ -12,13 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (_fail, _ok, call_student, compare, copy_by_shape, forbid_calls_in, observed, rand64,
-                                  source_of, type_name)
+from course.checks.common import (TOL, _fail, _ok, call_student, compare, copy_by_shape, forbid_calls_in, observed,
+                                  observed_grads, rand64, source_of, type_name)
 
 __all__ = ["check_epsilon", "check_q_network", "check_td_targets", "check_dqn_loss", "check_target_update",
            "check_reinforce", "q_network_spec"]
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 _rand = rand64
 
 
@@ -260,10 +259,8 @@ def dqn_loss_run(dqn_loss, clip_reward, *, seed: int) -> dict:
         q_values = q_values.clone().requires_grad_()
         args = (q_values, actions, targets) if delta == 1.0 else (q_values, actions, targets, delta)
         got = call_student(dqn_loss, *args, what=f"dqn_loss (delta = {delta:g})")
-        grad = None
-        if torch.is_tensor(got) and got.numel() == 1 and got.requires_grad:
-            (grad,) = torch.autograd.grad(got.reshape(()), q_values, allow_unused=True)
-        losses.append({"value": observed(got), "grad": observed(grad)})
+        grads = observed_grads(got, [q_values])
+        losses.append({"value": observed(got), "grad": grads[0] if grads else None})
     clipped = call_student(clip_reward, torch.tensor(CLIP_REWARDS, dtype=torch.float64), what="clip_reward")
     return {"source": source_of(dqn_loss), "losses": losses, "clipped": observed(clipped)}
 
@@ -397,10 +394,7 @@ def reinforce_run(discounted_returns, reinforce_loss, *, seed: int) -> dict:
     logits, baseline = logits.clone().requires_grad_(), baseline.clone().requires_grad_()
     log_probs = logits.log_softmax(-1).gather(1, actions.unsqueeze(1)).squeeze(1)
     got = call_student(reinforce_loss, log_probs, returns, baseline, what="reinforce_loss")
-    grads = [None, None]
-    if torch.is_tensor(got) and got.numel() == 1 and got.requires_grad:
-        grads = torch.autograd.grad(got.reshape(()), (logits, baseline), allow_unused=True)
-    run["loss"], run["grads"] = observed(got), [observed(g) for g in grads]
+    run["loss"], run["grads"] = observed(got), observed_grads(got, [logits, baseline]) or [None, None]
     return run
 
 

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import _fail, _ok, call_student, compare, copy_by_shape, observed, rand64, type_name
+from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, copy_by_shape, observed,
+                                  observed_grads, rand64, type_name)
 
 __all__ = ["check_generator", "check_discriminator", "check_gan_losses", "check_conditional", "check_vae",
            "generator_spec", "discriminator_spec"]
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 _rand = rand64
 
 
@@ -216,9 +216,8 @@ def gan_losses_run(discriminator_loss, generator_loss, *, seed: int) -> list:
         real, fake = real.clone().requires_grad_(), fake.clone().requires_grad_()
         d = call_student(discriminator_loss, real, fake, what=f"discriminator_loss ({label})")
         g = call_student(generator_loss, fake, what=f"generator_loss ({label})")
-        grads = None
-        if all(torch.is_tensor(v) and v.numel() == 1 and v.requires_grad for v in (d, g)):
-            grads = observed(list(torch.autograd.grad((d + 2 * g).reshape(()), (real, fake), allow_unused=True)))
+        both = d + 2 * g if all(torch.is_tensor(v) and v.numel() == 1 for v in (d, g)) else None
+        grads = observed_grads(both, [real, fake])
         runs.append({"d": observed(d), "g": observed(g), "grads": grads})
     return runs
 
@@ -254,9 +253,9 @@ def gan_losses_verdict(runs: list, *, seed: int) -> None:
         compare(d, want_d, f"discriminator_loss ({label})", **TOL, hint=hint_d)
         compare(g, want_g, f"generator_loss ({label})", **TOL, hint=hint_g)
         wants = torch.autograd.grad(want_d + 2 * want_g, (real, fake))
-        grads = run["grads"] if isinstance(run["grads"], list) else [{"__type__": "no gradient"}] * 2
+        grads = run["grads"] if isinstance(run["grads"], list) else [absent("no gradient")] * 2
         for got, want, name in zip(grads, wants, ("real_logits", "fake_logits"), strict=True):
-            compare(got if got is not None else {"__type__": "no gradient"}, want,
+            compare(got if got is not None else absent("no gradient"), want,
                     f"gradient of the losses w.r.t. {name} ({label})", **TOL, hint=stable)
 
 
@@ -344,9 +343,7 @@ def vae_run(reparameterize, vae_loss, *, seed: int) -> dict:
     mu, logvar, _, up, loss_inputs = _vae_inputs(seed)
     mu, logvar = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
     z = call_student(reparameterize, mu, logvar, torch.Generator().manual_seed(seed + 3), what="reparameterize")
-    grads = None
-    if torch.is_tensor(z) and z.shape == up.shape and z.requires_grad:
-        grads = observed(list(torch.autograd.grad((z * up).sum(), (mu, logvar), allow_unused=True)))
+    grads = observed_grads(z, [mu, logvar], up)
     return {"z": observed(z), "grads": grads,
             "loss": observed(call_student(vae_loss, *loss_inputs, what="vae_loss"))}
 
@@ -363,7 +360,7 @@ def vae_verdict(run: dict, *, seed: int) -> None:
             hint = "Draw ε with torch.randn(mu.shape, generator=generator, dtype=mu.dtype) so that runs repeat."
     compare(got, want, "reparameterize", **TOL, hint=hint)
     grads = run["grads"] if isinstance(run["grads"], list) and len(run["grads"]) == 2 else [None, None]
-    nothing = {"__type__": "no gradient"}
+    nothing = absent("no gradient")
     compare(grads[0] if grads[0] is not None else nothing, up, "gradient of reparameterize w.r.t. mu", **TOL,
             hint="z = μ + σ·ε: the noise must not cut the gradient path to μ.")
     compare(grads[1] if grads[1] is not None else nothing, up * 0.5 * torch.exp(0.5 * logvar) * eps,

@@ -11,12 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (OPAQUE, _fail, _ok, call_student, compare, forbid_calls_in, observed, rand64,
+from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, forbid_calls_in, observed, rand64,
                                   source_of)
 
 __all__ = ["check_layer_norm", "check_instance_norm", "check_group_norm", "check_dropout", "check_penalties"]
 
-TOL = dict(atol=1e-10, rtol=1e-8)
 _rand = rand64
 
 
@@ -245,7 +244,7 @@ def penalties_verdict(run: dict, *, seed: int, lam: float) -> None:
     opt.step()
     after = run["after_step"] or {}
     for n, pb in b.named_parameters():
-        got = after.get(n, {OPAQUE: "nothing"})
+        got = after.get(n, absent("nothing"))
         compare(got, pb.detach(), f"parameter {n} after one SGD step with loss + {lam}·l2_penalty "
                 f"(expected: SGD with weight_decay={lam} on weights)", **TOL)
 

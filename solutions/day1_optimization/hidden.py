@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from autograder.hidden import fresh_seed
-from autograder.judge import Judged, cell_function
+from autograder.judge import Judged, cell_function, warm_up_optimizers
 from course.checks.day1_optimization import (_diagnose, _hparams, init_run, init_verdict, minibatch_run,
                                              minibatch_verdict, optimizer_kind, optimizer_run, optimizer_verdict,
                                              schedule_run, schedule_verdict)
@@ -136,10 +136,7 @@ JUDGED = {
 }
 
 
-def warm_up():
-    """Run by the grader while the kernel starts: torch's optimizers import most of torch._dynamo (1-2 s)
-    on first use, which would otherwise delay the first verdict."""
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+warm_up = warm_up_optimizers  # run by the grader while the kernel starts (judge.judged_tests)
 
 
 hidden_sgd, hidden_momentum, hidden_nesterov, hidden_adagrad, hidden_rmsprop, hidden_adam = (

@@ -8,9 +8,7 @@ reference: the kernel cannot see it (autograder/kernel_sandbox.py).
 """
 from __future__ import annotations
 
-import torch
-
-from autograder.judge import cell_function, per_seed
+from autograder.judge import cell_function, per_seed, warm_up_optimizers
 from course.checks import day2_normalization as day2
 from course.checks import norms_dropout_penalties as norms
 
@@ -49,7 +47,4 @@ hidden_dropout = cell_function(JUDGED, "test_dropout")
 hidden_weight_penalties = cell_function(JUDGED, "test_weight_penalties")  # (l1_penalty, l2_penalty)
 
 
-def warm_up():
-    """Run by the grader while the kernel starts: the penalties' verdict steps torch.optim.SGD, whose first
-    use imports most of torch._dynamo (1-2 s), which would otherwise delay that verdict."""
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+warm_up = warm_up_optimizers  # run by the grader while the kernel starts (judge.judged_tests)
