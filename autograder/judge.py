@@ -41,7 +41,7 @@ from typing import Callable
 from autograder.guard import check_own_code
 from autograder.hidden import REPEATS, fresh_seeds, hidden_case
 from autograder.kernel_sandbox import JUDGE_CHANNEL as CHANNEL  # the channel folder's environment variable
-from autograder.kernel_sandbox import NOBODY
+from autograder.kernel_sandbox import kernel_owner
 
 MAX_OBSERVATIONS = 64 * 2**20  # bytes; more is refused
 
@@ -155,8 +155,8 @@ class Channel:
 
     def __init__(self, assignment: str):
         self.path = Path(tempfile.mkdtemp(prefix="course-judge-"))
-        if os.geteuid() == 0:
-            os.chown(self.path, NOBODY, NOBODY)  # the sandboxed kernel writes its observations here
+        if os.geteuid() == 0:  # the sandboxed kernel writes its observations here
+            os.chown(self.path, kernel_owner(), kernel_owner())
         self.challenges: dict[str, dict] = {}
         self._loaded: dict[str, Judged] | BaseException = {}
         self._loader = threading.Thread(target=self._load, args=(assignment,), daemon=True)

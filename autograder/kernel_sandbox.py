@@ -23,9 +23,17 @@ setpriv, then waits for it. The kernel sees:
   ends (with the kernel, or killed with the grader: PDEATHSIG) the OS kills everything left inside;
 - as user and group 65534 (nobody), no supplementary groups, no capabilities, no_new_privs.
 
+Without root the same sandbox is built in a user namespace (``unshare --user --map-root-user``; and in
+``course grade`` the worker's, sandbox.py). There this module is root only inside the namespace, and
+user 65534 does not exist in it, so the kernel becomes nobody in one more user namespace, nested
+(``unshare --user --map-user=65534``), in which it holds no capability. On the host it is then the
+instructor's own user: what keeps it from the instructor's files is that it cannot see them (the
+read-only binds and the tmpfs above, which a user namespace locks: it can neither unmount nor remount
+them), not its user id.
+
 Network: the kernel shares the grading worker's network namespace, which holds only a loopback
 interface (autograder/sandbox.py): it reaches its own ZeroMQ channels and nothing else.
-Building this needs root; elsewhere ``available()`` says why not.
+Building this needs root or unprivileged user namespaces; elsewhere ``available()`` says why not.
 """
 from __future__ import annotations
 
@@ -45,6 +53,11 @@ NOBODY = 65534
 UNSHARE = ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--propagation", "private"]
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
            "--bounding-set=-all", "--no-new-privs", "--"]
+# In a user namespace without user 65534: nobody in a nested user namespace, without capabilities (they
+# go at the exec of setpriv, as for any user but root; its bounding set cannot be dropped there, since
+# unshare needs CAP_SETFCAP to map the parent's root, and no_new_privs keeps it from regaining any).
+NESTED_NOBODY = ["unshare", "--user", f"--map-user={NOBODY}", f"--map-group={NOBODY}", "--",
+                 "setpriv", "--inh-caps=-all", "--no-new-privs", "--"]
 SYSTEM = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"]
 REPO_PARTS = ["course", "autograder", "data"]  # from the course repository, besides the hidden tests
 # The tamper guard's configuration file (nbgrader_ext.ArmGuard): moved to the same path inside, for the
@@ -62,8 +75,10 @@ def hidden_test_modules(repo: Path = REPO) -> list[Path]:
 
 def wrap(kernel_argv: list[str], connection_file: str) -> list[str]:
     """The command that runs ``kernel_argv`` in the sandbox."""
-    # -I: the launcher (root until setpriv) reads no PYTHON* variable and no user site folder
-    return [*UNSHARE, sys.executable, "-I", str(Path(__file__).resolve()), "--connection-file", connection_file,
+    # not root: the namespaces' own root, in a user namespace. -I: the launcher (root until setpriv)
+    # reads no PYTHON* variable and no user site folder
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    return [UNSHARE[0], *user, *UNSHARE[1:], sys.executable, "-I", str(Path(__file__).resolve()), "--connection-file", connection_file,
             "--", *kernel_argv]
 
 
@@ -72,8 +87,6 @@ def available() -> tuple[bool, str]:
     """(works, why not): whether this machine can run kernels in the sandbox (tried once per process)."""
     if not sys.platform.startswith("linux"):
         return False, "the kernel sandbox uses Linux namespaces"
-    if os.geteuid() != 0:
-        return False, "building the kernel sandbox needs root (namespaces and mounts as an unprivileged user are not supported yet)"
     missing = [tool for tool in ("unshare", "setpriv", "mount") if shutil.which(tool) is None]
     if missing:
         return False, f"{' and '.join(missing)} (util-linux) not found on PATH"
@@ -85,8 +98,22 @@ def available() -> tuple[bool, str]:
     except (OSError, subprocess.SubprocessError) as e:
         return False, f"the kernel sandbox could not start ({e})"
     if proc.returncode != 0:
-        return False, f"the kernel sandbox could not start ({(proc.stderr.strip().splitlines() or ['exit status ' + str(proc.returncode)])[-1]})"
+        why = (proc.stderr.strip().splitlines() or ['exit status ' + str(proc.returncode)])[-1]
+        if os.geteuid() != 0:
+            why += "; without root it needs unprivileged user namespaces (sysctl user.max_user_namespaces)"
+        return False, f"the kernel sandbox could not start ({why})"
     return True, ""
+
+
+def kernel_owner() -> int:
+    """The user (and group) id, in this process's user namespace, that owns the kernel's files: nobody
+    where it exists (root on the host), else this namespace's root, which the nested namespace maps to
+    nobody. Meaningful where this process is root, in its namespace or on the host."""
+    for line in Path("/proc/self/uid_map").read_text().splitlines():
+        first, _outside, count = map(int, line.split())
+        if first <= NOBODY < first + count:
+            return NOBODY
+    return 0
 
 
 # ----------------------------------------------------------------------------- inside the namespaces
@@ -107,7 +134,15 @@ def _bind(source: Path, root: Path, *, writable: bool = False) -> None:
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.touch()
-    _mount("--rbind" if writable else "--bind", *([] if writable else ["-o", "ro"]), str(source), str(target))
+    if writable:
+        _mount("--rbind", str(source), str(target))
+        return
+    try:
+        _mount("--bind", "-o", "ro", str(source), str(target))
+    except subprocess.CalledProcessError:
+        # In a user namespace a folder with mounts below it (/sys's cgroups) binds only with them, which
+        # keep their own flags and permissions (the cgroups are root's)
+        _mount("--rbind", "-o", "ro", str(source), str(target))
 
 
 def _matplotlib_cache() -> Path:
@@ -137,13 +172,14 @@ def build_root(root: Path, workdir: Path) -> None:
     _mount("-t", "proc", "proc", str(root / "proc"))
     scratch = root / str(workdir).lstrip("/")
     scratch.mkdir(parents=True, exist_ok=True)
-    _mount("-t", "tmpfs", "-o", f"mode=0700,uid={NOBODY},gid={NOBODY}", "course-kernel-scratch", str(scratch))
+    owner = kernel_owner()
+    _mount("-t", "tmpfs", "-o", f"mode=0700,uid={owner},gid={owner}", "course-kernel-scratch", str(scratch))
     fonts = scratch / ".matplotlib"
     fonts.mkdir()
     for cached in glob.glob(str(_matplotlib_cache() / "fontlist-*.json")):  # else every kernel rebuilds it
         shutil.copy(cached, fonts)
     for path in [fonts, *fonts.iterdir()]:
-        os.chown(path, NOBODY, NOBODY)
+        os.chown(path, owner, owner)
 
 
 def main(argv: list[str]) -> int:
@@ -163,24 +199,29 @@ def main(argv: list[str]) -> int:
     build_root(workdir, workdir)  # the new root is mounted over the working folder, whose contents it hides
     kernel_connection = workdir / ".kernel.json"
     (workdir / str(kernel_connection).lstrip("/")).write_bytes(connection)
-    os.chown(workdir / str(kernel_connection).lstrip("/"), NOBODY, NOBODY)
+    owner = kernel_owner()
+    os.chown(workdir / str(kernel_connection).lstrip("/"), owner, owner)
     command = [str(kernel_connection) if arg == args.connection_file and arg else arg for arg in command]
     guard_config = os.environ.pop(GUARD_CONFIG, "")
     if guard_config and os.path.isfile(guard_config):
         inside = workdir / guard_config.lstrip("/")
         inside.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(guard_config, inside)
-        os.chown(inside, NOBODY, NOBODY)
+        os.chown(inside, owner, owner)
     env = dict(os.environ, HOME=str(workdir), TMPDIR="/tmp", IPYTHONDIR=str(workdir / ".ipython"),
                MPLCONFIGDIR=str(workdir / ".matplotlib"), XDG_CACHE_HOME=str(workdir / ".cache"),
                JUPYTER_RUNTIME_DIR=str(workdir / ".jupyter"),
                JPY_PARENT_PID="1")  # its parent is process 1 here: ipykernel then skips its parent poller
     child = os.fork()
     if child == 0:  # the kernel, as nobody without capabilities, inside the new root
-        os.chroot(str(workdir))
-        os.chdir(str(workdir))
         try:
-            os.execvpe(SETPRIV[0], [*SETPRIV, *command], env)
+            if owner == NOBODY:
+                os.chroot(str(workdir))
+                os.chdir(str(workdir))
+                os.execvpe(SETPRIV[0], [*SETPRIV, *command], env)
+            # a chrooted process may not create a user namespace: unshare changes the root after it
+            nested = [NESTED_NOBODY[0], f"--root={workdir}", f"--wd={workdir}", *NESTED_NOBODY[1:]]
+            os.execvpe(nested[0], [*nested, *command], env)
         finally:
             os._exit(127)
     # Process 1 stays root and keeps unshare's PDEATHSIG (setpriv's change of user clears the kernel's):

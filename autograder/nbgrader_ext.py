@@ -42,9 +42,9 @@ def sandbox_refusal() -> str | None:
     works, why = kernel_sandbox.available()
     if works or os.environ.get(UNSAFE_NO_SANDBOX) == "1":
         return None
-    return (f"this machine cannot sandbox the student's kernel ({why}); run as root on Linux, or pass "
-            "--unsafe-no-sandbox (course grade) or set COURSE_UNSAFE_NO_SANDBOX=1 (nbgrader) to grade "
-            "without it (docs/INSTRUCTOR.md says what that risks)")
+    return (f"this machine cannot sandbox the student's kernel ({why}); on Linux allow user namespaces or "
+            "run as root, or pass --unsafe-no-sandbox (course grade) or set COURSE_UNSAFE_NO_SANDBOX=1 "
+            "(nbgrader) to grade without it (docs/INSTRUCTOR.md says what that risks)")
 
 
 class SandboxedKernelManager(AsyncKernelManager):

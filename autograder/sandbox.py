@@ -9,8 +9,10 @@ The command (nbgrader, and the kernel that runs the student's code) gets namespa
   grader or any other submission's processes, and when the command ends (or is killed) every
   process left in the namespace is killed by the OS, so nothing outlives it.
 
-Creating namespaces needs root (CAP_SYS_ADMIN) on Linux; elsewhere `course grade` runs
-submissions with the network as it is and says so.
+Creating namespaces needs root (CAP_SYS_ADMIN) on Linux, or, for any other user, a user namespace
+around them (where the kernel allows unprivileged ones): the command is then root inside it, the
+instructor's own user outside. Elsewhere `course grade` runs submissions with the network as it is
+and says so.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import sys
 
 from autograder.kernel_sandbox import exit_status
 
-CLONE_NEWNET, CLONE_NEWPID = 0x40000000, 0x20000000
+CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWUSER = 0x40000000, 0x20000000, 0x10000000
 PR_SET_PDEATHSIG = 1
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -35,9 +37,14 @@ def isolate() -> None:
     """Move this process into a new network namespace, and its next child into a new PID namespace;
     bring the loopback up (raises OSError)."""
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET | CLONE_NEWPID) != 0:
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(CLONE_NEWNET | CLONE_NEWPID | (CLONE_NEWUSER if uid != 0 else 0)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
+    if uid != 0:  # root in the new user namespace is this user outside (user_namespaces(7))
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         ifreq = struct.pack("16sH22x", b"lo", 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
@@ -72,8 +79,8 @@ def main(argv: list[str]) -> int:
     try:
         isolate()
     except OSError as e:
-        print(f"cannot create network and PID namespaces ({e.strerror or e}); it needs root on Linux",
-              file=sys.stderr)
+        print(f"cannot create network and PID namespaces ({e.strerror or e}); it needs root on Linux, "
+              "or unprivileged user namespaces", file=sys.stderr)
         return 3
     child = os.fork()  # the first process in the new PID namespace
     if child == 0:

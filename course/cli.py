@@ -189,8 +189,8 @@ def parser() -> argparse.ArgumentParser:
                    help="grade everything again; without it, a re-run into the same --out keeps the rows of "
                         "submissions already graded whose files have not changed (so an interrupted run resumes)")
     g.add_argument("--unsafe-no-sandbox", action="store_true",
-                   help="where this machine cannot sandbox the students' kernels (it needs root on Linux), grade "
-                        "anyway, with the kernels running as you: a hostile submission can then read the "
+                   help="where this machine cannot sandbox the students' kernels (it needs Linux, as root or "
+                        "with user namespaces), grade anyway, with the kernels running as you: a hostile submission can then read the "
                         "solutions and change other grades (docs/INSTRUCTOR.md, 'The sandbox')")
     g.set_defaults(func=cmd_grade)
 

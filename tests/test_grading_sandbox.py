@@ -1,6 +1,7 @@
 """The kernel's OS sandbox (autograder/kernel_sandbox.py) against a determined student.
 
-One `course grade` run grades two DAY 1 submissions: a blank "victim", and a blank "attacker" whose
+One `course grade` run (as root, and again as an unprivileged instructor, user nobody, where the
+sandbox is built in user namespaces) grades two DAY 1 submissions: a blank "victim", and a blank "attacker" whose
 solution cells each try one attack on the grading infrastructure or on the answers (the attacks of
 the isolation issue's groups 1 and 2). Every attack prints what it got; the test reads that from the
 attacker's feedback, and checks the effects from outside: no points, the victim's row and file and
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -151,10 +155,38 @@ def _left_behind() -> list[str]:
     return found
 
 
+def _as_nobody(cmd: list[str], home: Path) -> list[str]:
+    """``cmd`` run as user nobody, in a mount namespace where the folder that hides Python from other
+    users (this machine's /root, holding pyenv) is replaced by a tmpfs that holds only Python."""
+    python = Path(sys.base_prefix).resolve()
+    hidden = next((p for p in reversed(python.parents) if not p.stat().st_mode & stat.S_IXOTH), None)
+    script = "set -e\n"
+    if hidden is not None:
+        keep = python.relative_to(hidden).parts[0]
+        script += (f"mkdir -p {home}/keep && mount --bind {hidden / keep} {home}/keep && "
+                   f"mount -t tmpfs -o mode=0755 course-test {hidden} && mkdir {hidden / keep} && "
+                   f"mount --move {home}/keep {hidden / keep}\n")
+    script += 'exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$0" "$@"\n'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(home), *cmd]
+
+
+@pytest.fixture(params=["root", "unprivileged"])
+def instructor(request):
+    """Who runs `course grade`: root, or nobody (the sandbox then built in user namespaces); and the
+    folder to grade in, which that user can write."""
+    if request.param == "unprivileged" and (os.geteuid() != 0 or shutil.which("setpriv") is None):
+        pytest.skip("becoming an unprivileged user needs root and setpriv")
+    folder = Path(tempfile.mkdtemp(prefix="course-sandbox-test-"))
+    folder.chmod(0o755)
+    yield request.param, folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not kernel_sandbox.available()[0], reason=f"no kernel sandbox here: {kernel_sandbox.available()[1]}")
-def test_attacks_on_the_grader_and_the_answers_get_nothing(tmp_path, loopback_server):
-    subs, out = tmp_path / "subs", tmp_path / "out"
+def test_attacks_on_the_grader_and_the_answers_get_nothing(instructor, loopback_server):
+    user, folder = instructor
+    subs, out = folder / "subs", folder / "out"
     victim = subs / "victim" / AID / f"{NAME}.ipynb"
     victim.parent.mkdir(parents=True)
     victim.write_bytes(sample_path(AID, "blank").read_bytes())
@@ -163,11 +195,16 @@ def test_attacks_on_the_grader_and_the_answers_get_nothing(tmp_path, loopback_se
                  victim=str(victim), out=str(out), port=loopback_server.port, marker=MARKER)
     (subs / "attacker" / AID).mkdir(parents=True)
     nbformat.write(_attacker(paths), subs / "attacker" / AID / f"{NAME}.ipynb")
-    proc = subprocess.run([sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", "2"],
-                          capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "course.cli", "grade", str(subs), "--out", str(out), "--jobs", "2"]
+    if user == "unprivileged":
+        (folder / "home").mkdir()
+        subprocess.run(["chown", "-R", "65534:65534", str(folder)], check=True)
+        cmd = _as_nobody(cmd, folder / "home")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     left = _left_behind()
     received = loopback_server.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cannot" not in proc.stderr and "unsafe" not in proc.stderr, proc.stderr  # sandboxed, network cut
     rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert set(rows) == {"attacker", "victim"}
     for student in rows:  # no points, every test failed, nothing stopped the grading
