@@ -54,13 +54,15 @@ class Judged:
     verdict: Callable[[object, dict], None]
 
 
-def per_seed(description: str, run, verdict, repeats: int = REPEATS, **settings) -> Judged:
+def per_seed(description: str, run, verdict, repeats: int = REPEATS, seed: int | None = None,
+             **settings) -> Judged:
     """The usual judged test: ``run(*objects, seed=s, **settings)`` in the kernel (the ``_run`` half of a
     visible check) and ``verdict(observed, seed=s, **settings)`` in the grader (its ``_verdict`` half), for
-    each of ``repeats`` fresh seeds; the settings travel in the challenge."""
+    each of ``repeats`` fresh seeds; the settings travel in the challenge. ``seed`` fixes the seed instead
+    (run once), for a check whose verdict must not depend on one: a training run."""
 
     def challenge():
-        return {"seed": fresh_seeds(repeats), "settings": settings}
+        return {"seed": fresh_seeds(repeats) if seed is None else [seed], "settings": settings}
 
     def scenario(ch, *objects):
         return [run(*objects, seed=seed, **ch["settings"]) for seed in ch["seed"]]
@@ -73,6 +75,29 @@ def per_seed(description: str, run, verdict, repeats: int = REPEATS, **settings)
                 verdict(observations, seed=seed, **ch["settings"])
             except AssertionError as e:
                 raise AssertionError(f"seed {seed}: {e}") from None
+
+    return Judged(description, challenge, scenario, judge)
+
+
+def in_turn(description: str, *parts: Judged) -> Judged:
+    """One test cell judged in several parts, one after the other, each with its own challenge and
+    verdict (SimpleCNN: its shapes on fresh seeds, then a training run on a fixed one)."""
+
+    def challenge():
+        chosen = [part.challenge() for part in parts]
+        return {"seed": [s for c in chosen for s in c.get("seed", [])], "parts": chosen}
+
+    def scenario(ch, *objects):
+        return [part.scenario(c, *objects) for part, c in zip(parts, ch["parts"], strict=True)]
+
+    def judge(observations, ch):
+        if not isinstance(observations, list) or len(observations) != len(parts):
+            raise AssertionError(f"expected observations for {len(parts)} parts.")
+        for part, c, observed in zip(parts, ch["parts"], observations):
+            try:
+                part.verdict(observed, c)
+            except AssertionError as e:
+                raise AssertionError(f"{part.description}: {e}") from None
 
     return Judged(description, challenge, scenario, judge)
 

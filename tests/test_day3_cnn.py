@@ -1,13 +1,18 @@
 """DAY 3: checks pass the reference and correct variants, and catch realistic mutants."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autograder.judge import hidden_test
 from solutions.day3_cnn import hidden
+from course.checks import cnn_models as models
 from course.checks import conv_pieces as conv
+from course.checks import simple_cnn_transfer as cnn
 from course.checks import (check_conv2d, check_conv2d_module, check_conv_output_size, check_dense_block,
                            check_depthwise_separable, check_pooling, check_residual_block, check_simple_cnn,
                            check_transfer, count_mult_adds)
@@ -290,8 +295,8 @@ VARIANTS = [
 
 
 # SimpleCNN's hidden test trains on one fixed seed (solutions/day3_cnn/hidden.py): only its shape part is swept
-SEED_FREE = {"simple_cnn": (lambda o: hidden.hidden_simple_cnn_shapes(o["SimpleCNN"]),
-                            lambda o: hidden.hidden_simple_cnn_training(o["SimpleCNN"]))}
+SEED_FREE = {"simple_cnn": (lambda o: hidden_test("test_simple_cnn", hidden.SIMPLE_CNN_SHAPES, o["SimpleCNN"]),
+                            lambda o: hidden_test("test_simple_cnn", hidden.SIMPLE_CNN_TRAINING, o["SimpleCNN"]))}
 # reference passes, mutants caught (≥ 2 per exercise), variants pass: see tests/mutation.py
 globals().update(exercise_tests(ref, EXERCISES, MUTANTS, VARIANTS, SEED_FREE))
 globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS, SEED_FREE))
@@ -302,15 +307,25 @@ def test_verdicts_decide_on_doctored_observations():
     and each one doctored as a hostile kernel could fails (a size as a float, a conv2d output off by
     1e-6, a missing weight gradient, a pooled output that needs no grad, a max-pool gradient spread over
     a window, a branch state_dict with a missing BatchNorm buffer, a shortcut gradient left out, a
-    DenseBlock seen in one mode only)."""
+    DenseBlock seen in one mode only, a Conv2d weight gradient doubled or initialised 3× too wide, a
+    depthwise conv without groups, a cost pair reversed, softmax logits, a trained SimpleCNN that
+    predicts one class, a head that is the old object, a layer un-frozen, ResNet's fc left alone)."""
+    shapes = cnn.simple_cnn_run(ref.SimpleCNN, seed=5, train=False)
+    trained = functools.partial(cnn.simple_cnn_verdict, train=True)  # its observations: labels as predictions
     honest = {
         conv.conv_output_size_verdict: conv.conv_output_size_run(ref.conv_output_size, seed=5),
         conv.conv2d_verdict: conv.conv2d_run(ref.conv2d, seed=5, gradcheck=False),
         conv.pooling_verdict: conv.pooling_run(ref.max_pool2d, ref.avg_pool2d, seed=5),
         conv.residual_block_verdict: conv.residual_block_run(ref.ResidualBlock, seed=5),
         conv.dense_block_verdict: conv.dense_block_run(ref.DenseBlock, seed=5),
+        models.conv2d_module_verdict: models.conv2d_module_run(ref.Conv2d, seed=5),
+        models.depthwise_separable_verdict: models.depthwise_separable_run(ref.DepthwiseSeparableConv, ref.conv_cost,
+                                                                           seed=5),
+        cnn.simple_cnn_verdict: shapes,
+        trained: dict(shapes, predictions=cnn._test_labels().clone()),
+        cnn.transfer_verdict: cnn.transfer_run(ref.freeze, ref.replace_head, seed=5),
     }
-    settings = {conv.conv2d_verdict: {"gradcheck": False}}
+    settings = {conv.conv2d_verdict: {"gradcheck": False}, cnn.simple_cnn_verdict: {"train": False}}
     doctored = [  # (verdict, doctor, what the message says)
         (conv.conv_output_size_verdict, lambda o: o.__setitem__(7, float(o[7])), "return an int"),
         (conv.conv2d_verdict, lambda o: o["cases"][2]["y"].add_(1e-6), "max abs err"),
@@ -320,5 +335,27 @@ def test_verdicts_decide_on_doctored_observations():
         (conv.residual_block_verdict, lambda o: o["modes"][1]["state"].pop("1.running_var"), "not built as"),
         (conv.residual_block_verdict, lambda o: o["zeroed"].__setitem__("grad", None), "shortcut"),
         (conv.dense_block_verdict, lambda o: o[2]["modes"].pop(), "train and eval"),
+        (models.conv2d_module_verdict, lambda o: o["cases"][0]["shapes"].__setitem__("weight", [3, 5, 3, 3]),
+         "output channels first"),
+        (models.conv2d_module_verdict, lambda o: o["cases"][1]["y"].add_(1e-6), "max abs err"),
+        (models.conv2d_module_verdict, lambda o: o["cases"][2]["grads"]["weight"].mul_(2), "gradient of sum"),
+        (models.conv2d_module_verdict, lambda o: o["cases"][0]["grads"].__setitem__("bias", None), "no gradient"),
+        (models.conv2d_module_verdict, lambda o: o["init"]["weight"].mul_(3), "initialise it like torch"),
+        (models.depthwise_separable_verdict, lambda o: o["layers"][0]["depthwise"].__setitem__("groups", 1),
+         "one 3×3 filter"),
+        (models.depthwise_separable_verdict, lambda o: o["layers"][2]["y"].add_(1e-6), "max abs err"),
+        (models.depthwise_separable_verdict, lambda o: o["costs"][1][1].reverse(), "order"),
+        (cnn.simple_cnn_verdict, lambda o: o["models"][0].__setitem__("logits", o["models"][0]["logits"].softmax(1)),
+         "raw logits"),
+        (cnn.simple_cnn_verdict, lambda o: o["models"][1].__setitem__("last_linear", 10), "num_classes=3"),
+        (cnn.simple_cnn_verdict, lambda o: o.__setitem__("n_params", 2_000_000), "1,000,000"),
+        (trained, lambda o: o["predictions"].zero_(), "test accuracy"),
+        (trained, lambda o: o.pop("predictions"), "test digits"),
+        (cnn.transfer_verdict, lambda o: o["freeze"]["still"].append("0.0.weight"), "still require grad"),
+        (cnn.transfer_verdict, lambda o: o["replace"][0].__setitem__("head_is_old", True), "new nn.Linear"),
+        (cnn.transfer_verdict, lambda o: o["replace"][1].__setitem__("dtype", "torch.float32"), "dtype"),
+        (cnn.transfer_verdict, lambda o: o["replace"][0]["layers"]["0.1"].__setitem__("frozen", False), "un-froze"),
+        (cnn.transfer_verdict, lambda o: o["replace"][1]["layers"].pop("1.0"), "observed"),
+        (cnn.transfer_verdict, lambda o: o["resnet"].__setitem__("replaced", False), "resnet.fc"),
     ]
     doctored_observations_fail(honest, doctored, seed=5, settings=settings)
