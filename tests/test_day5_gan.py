@@ -8,6 +8,7 @@ from torch import nn
 
 from solutions.day5_gan import hidden
 from course.checks import gan_pieces as gan
+from course.checks import day5_gan
 from course.checks.day5_gan import (check_conditional, check_discriminator, check_gan_losses, check_generator,
                                 check_train_step, check_vae)
 from course.judge import frechet_distance, judge_samples, load_judge
@@ -201,12 +202,16 @@ globals().update(seed_sweep_tests(ref, EXERCISES, MUTANTS, VARIANTS))
 
 
 def test_train_step_is_not_blamed_for_a_wrong_loss():
-    """check_train_step uses the student's own losses, so a saturating G loss costs only gan_losses."""
+    """check_train_step uses the student's own losses, so a saturating G loss costs only gan_losses; so
+    does the judged hidden test, whose verdict replays the step with that loss as the kernel saw it."""
     saturating = mutate(ref.generator_loss, [("return F.softplus(-fake_logits).mean()",
                                               "return -F.softplus(fake_logits).mean()")])
     step = mutate(ref.gan_train_step, [("generator_loss(D(fake, *cond))", "saturating(D(fake, *cond))")])
     step.__globals__["saturating"] = saturating
     check_train_step(step, ref.discriminator_loss, saturating)
+    hidden.hidden_train_step(step, ref.discriminator_loss, saturating)
+    with pytest.raises(AssertionError, match="G's parameters differ"):  # a step with the right loss differs
+        hidden.hidden_train_step(ref.gan_train_step, ref.discriminator_loss, saturating)
 
 
 # ---------------------------------------------------------------- the judge and its metrics
@@ -278,13 +283,17 @@ def test_verdicts_decide_on_doctored_observations():
     """The judge's verdicts check everything a pass rests on: the reference's honest observations pass,
     and each one doctored as a hostile kernel could fails (a generator of the wrong shape, an eval-mode
     output off by 1e-6, a discriminator that squeezed its batch away, an infinite loss, a missing
-    gradient, a label that changes nothing, a VAE loss of the wrong sign)."""
+    gradient, a label that changes nothing, a VAE loss of the wrong sign; for the training step, D or G
+    off by 1e-6 after a call, the losses returned in the wrong order, the student's loss seen at other
+    logits than the expected step's, or with a doubled gradient, or not at all)."""
     honest = {
         gan.generator_verdict: gan.generator_run(ref.Generator, seed=6),
         gan.discriminator_verdict: gan.discriminator_run(ref.Discriminator, seed=6),
         gan.gan_losses_verdict: gan.gan_losses_run(ref.discriminator_loss, ref.generator_loss, seed=6),
         gan.conditional_verdict: gan.conditional_run(ref.CondGenerator, ref.CondDiscriminator, seed=6),
         gan.vae_verdict: gan.vae_run(ref.reparameterize, ref.vae_loss, seed=6),
+        day5_gan.train_step_verdict: day5_gan.train_step_run(ref.gan_train_step, ref.discriminator_loss,
+                                                             ref.generator_loss, seed=6),
     }
     doctored = [  # (verdict, doctor, what the message says)
         (gan.generator_verdict, lambda o: o[1].__setitem__("shape", [3, 1, 14, 14]), "expected \\(3, 1, 28, 28\\)"),
@@ -295,5 +304,13 @@ def test_verdicts_decide_on_doctored_observations():
         (gan.gan_losses_verdict, lambda o: o[0].__setitem__("grads", None), "gradient of the losses"),
         (gan.conditional_verdict, lambda o: o["D_labels"].__setitem__(1, o["D_labels"][0].clone()), "ignores the label"),
         (gan.vae_verdict, lambda o: o.__setitem__("loss", -o["loss"]), "negative ELBO"),
+        (day5_gan.train_step_verdict, lambda o: o["cases"][0][1]["D"][0].add_(1e-6), "D's parameters differ"),
+        (day5_gan.train_step_verdict, lambda o: o["cases"][1][0]["G"][2].add_(1e-6), "G's parameters differ"),
+        (day5_gan.train_step_verdict, lambda o: o["cases"][0][0]["returned"].reverse(), "D's first"),
+        (day5_gan.train_step_verdict, lambda o: o["cases"][1][1]["loss_calls"][0]["logits"][0].add_(1e-3),
+         "logits your loss was called on"),
+        (day5_gan.train_step_verdict, lambda o: o["cases"][0][0]["loss_calls"][1]["grads"][0].mul_(2),
+         "G's parameters differ"),
+        (day5_gan.train_step_verdict, lambda o: o["cases"][0][1]["loss_calls"].pop(), "missing"),
     ]
     doctored_observations_fail(honest, doctored, seed=6)

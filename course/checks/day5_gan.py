@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import TOL, _fail, _ok, call_student, rand64
+from course.checks.common import TOL, _fail, _ok, call_student, compare, observed, rand64, type_name
 from course.checks.gan_pieces import (bce, check_conditional, check_discriminator, check_gan_losses, check_generator,
                                       check_vae, discriminator_spec, generator_spec)
 
 __all__ = ["TOL", "check_generator", "check_discriminator", "check_gan_losses", "check_train_step",
            "check_conditional", "check_vae", "generator_spec", "discriminator_spec"]
-# The generator, discriminator, losses, conditional models and VAE are in gan_pieces.py, split into a
-# _run half (the kernel) and a _verdict half (the grader); one training step is still checked in one
-# piece here (see solutions/<day>/hidden.py).
+# The generator, discriminator, losses, conditional models and VAE are in gan_pieces.py; one training
+# step is here. Each is split into a _run half (the kernel) and a _verdict half (the grader): see
+# solutions/<day>/hidden.py.
 
 
 
@@ -79,38 +79,118 @@ def _losses_usable(discriminator_loss, generator_loss) -> bool:
         return False
 
 
-def check_train_step(gan_train_step, discriminator_loss, generator_loss, *, seed: int = 0,
-                     verbose: bool = True) -> None:
-    """Two calls of gan_train_step on tiny G and D (Adam) give the same parameters and losses as
-    the stated step: D update on real + detached fake, then G update. Uses your loss functions
-    when they run, so a wrong loss is reported by its own check, not here."""
-    __tracebackhide__ = True
-    if not _losses_usable(discriminator_loss, generator_loss):
-        discriminator_loss, generator_loss = (lambda r, f: bce(r, 1.0) + bce(f, 0.0)), (lambda f: bce(f, 1.0))
-    for conditional in (False, True):
+def _bce_losses():
+    return (lambda r, f: bce(r, 1.0) + bce(f, 0.0)), (lambda f: bce(f, 1.0))
+
+
+def _stand_in(value: torch.Tensor, inputs, grads) -> torch.Tensor:
+    """A loss equal to ``value`` whose gradient w.r.t. each of ``inputs`` is ``grads``: how the grader's
+    expected step uses the student's loss, known only as observed at the logits it was called on."""
+    return value + sum(((x - x.detach()) * g).sum() for x, g in zip(inputs, grads) if g is not None)
+
+
+def _recording(loss_fn, calls: list):
+    """``loss_fn`` that also appends what it saw and returned (the logits, the value, its gradients)."""
+    def loss(*logits):
+        leaves = [v.detach().requires_grad_() for v in logits]
+        value = loss_fn(*leaves)
+        grads = torch.autograd.grad(value, leaves, allow_unused=True)
+        calls.append({"logits": observed([v.detach() for v in logits]), "value": observed(value), "grads": observed(grads)})
+        return _stand_in(value.detach().reshape(()), logits, grads)
+    return loss
+
+
+def _replaying(calls: list, where: str):
+    """The grader's side of :func:`_recording`: each call must see the logits recorded (the same step,
+    computed here), and returns the recorded value with the recorded gradients."""
+    calls = iter(calls)
+
+    def loss(*logits):
+        __tracebackhide__ = True
+        call = next(calls, None)
+        if call is None or len(call["logits"]) != len(logits) or not torch.is_tensor(call["value"]):
+            _fail(f"{where}: the observations of your loss functions along the expected step are missing.")
+        for got, want in zip(call["logits"], logits):
+            compare(got, want.detach(), f"{where}: the logits your loss was called on in the expected step", **TOL)
+        grads = [g if torch.is_tensor(g) else None for g in call["grads"]]
+        return _stand_in(call["value"].reshape(()), logits, grads)
+    return loss
+
+
+def _tiny_models(conditional: bool, seed: int):
+    """The tiny G and D of one case, in float64, from the seed alone (the same in the kernel and the grader)."""
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + conditional)
-        G, D = _TinyG(conditional).double(), _TinyD(conditional).double()
-        models = {"yours": (G, D), "expected": (copy.deepcopy(G), copy.deepcopy(D))}
-        opts = {k: (torch.optim.Adam(g.parameters(), lr=0.05, betas=(0.5, 0.999)),
-                    torch.optim.Adam(d.parameters(), lr=0.05, betas=(0.5, 0.999))) for k, (g, d) in models.items()}
-        label = "conditional (labels given)" if conditional else "unconditional"
+        return _TinyG(conditional).double(), _TinyD(conditional).double()
+
+
+def _adam(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=0.05, betas=(0.5, 0.999))
+
+
+def _step_inputs(conditional: bool, step: int, seed: int):
+    real = _rand(5, 6, seed=seed + 10 * step).tanh()
+    z = _rand(5, 3, seed=seed + 10 * step + 1)
+    return real, z, torch.tensor([0, 1, 1, 0, 1]) if conditional else None
+
+
+def _label(conditional: bool) -> str:
+    return "conditional (labels given)" if conditional else "unconditional"
+
+
+def train_step_run(gan_train_step, discriminator_loss, generator_loss, *, seed: int) -> dict:
+    """Two calls of the student's step per case: what each returned and G's and D's parameters after it.
+    Alongside, the expected step with the student's own losses, recording what they returned and their
+    gradients at the logits they were called on (the grader replays that step itself)."""
+    usable = _losses_usable(discriminator_loss, generator_loss)
+    run = {"usable": usable, "cases": []}
+    for conditional in (False, True):
+        G, D = _tiny_models(conditional, seed)
+        eG, eD = copy.deepcopy(G), copy.deepcopy(D)
+        opt_G, opt_D, eopt_G, eopt_D = _adam(G), _adam(D), _adam(eG), _adam(eD)
+        case = []
+        run["cases"].append(case)
         for step in (1, 2):
-            real = _rand(5, 6, seed=seed + 10 * step).tanh()
-            z = _rand(5, 3, seed=seed + 10 * step + 1)
-            labels = torch.tensor([0, 1, 1, 0, 1]) if conditional else None
-            (eG, eD), (eoG, eoD) = models["expected"], opts["expected"]
-            want = _expected_step(eG, eD, eoG, eoD, real, z, labels, discriminator_loss, generator_loss)
-            args = (G, D, *opts["yours"], real, z) + ((labels,) if conditional else ())
-            got = call_student(gan_train_step, *args, what=f"gan_train_step ({label}, call {step})",
+            real, z, labels = _step_inputs(conditional, step, seed)
+            calls: list = []
+            losses = (_recording(discriminator_loss, calls), _recording(generator_loss, calls)) if usable \
+                else _bce_losses()
+            _expected_step(eG, eD, eopt_G, eopt_D, real, z, labels, *losses)
+            args = (G, D, opt_G, opt_D, real, z) + ((labels,) if conditional else ())
+            got = call_student(gan_train_step, *args, what=f"gan_train_step ({_label(conditional)}, call {step})",
                                hint="'backward through the graph a second time' means D's loss used the fake "
                                     "without .detach(), so its backward freed G's graph before G's own backward.")
             try:
-                got = tuple(float(v.detach()) if torch.is_tensor(v) else float(v) for v in got)
-                assert len(got) == 2
-            except Exception:  # noqa: BLE001
-                _fail(f"gan_train_step should return (d_loss, g_loss) as two floats, got {got!r}.")
-            d_ok = all(torch.allclose(a, b, atol=1e-10, rtol=1e-8) for a, b in zip(D.parameters(), eD.parameters()))
-            g_ok = all(torch.allclose(a, b, atol=1e-10, rtol=1e-8) for a, b in zip(G.parameters(), eG.parameters()))
+                got = [float(v.detach()) if torch.is_tensor(v) else float(v) for v in got]
+            except Exception:  # noqa: BLE001 - the verdict names what came back
+                got = observed(got)
+            case.append({"returned": got, "loss_calls": calls, "D": observed(list(D.parameters())),
+                         "G": observed(list(G.parameters()))})
+    return run
+
+
+def train_step_verdict(run: dict, *, seed: int) -> None:
+    __tracebackhide__ = True
+    if len(run["cases"]) != 2:
+        _fail("gan_train_step was not observed in both cases.")
+    for conditional, case in zip((False, True), run["cases"]):
+        label = _label(conditional)
+        eG, eD = _tiny_models(conditional, seed)
+        eopt_G, eopt_D = _adam(eG), _adam(eD)
+        if len(case) != 2:
+            _fail(f"gan_train_step ({label}) was not observed for both calls.")
+        for step, obs in zip((1, 2), case):
+            real, z, labels = _step_inputs(conditional, step, seed)
+            where = f"gan_train_step ({label}, call {step})"
+            losses = (_replaying(obs["loss_calls"][:1], where), _replaying(obs["loss_calls"][1:], where)) \
+                if run["usable"] else _bce_losses()
+            want = _expected_step(eG, eD, eopt_G, eopt_D, real, z, labels, *losses)
+            got = obs["returned"]
+            if not isinstance(got, list) or len(got) != 2 or not all(isinstance(v, float) for v in got):
+                _fail(f"gan_train_step should return (d_loss, g_loss) as two floats, got {type_name(got)}.")
+            d_ok, g_ok = (isinstance(obs[k], list) and len(obs[k]) == len(list(m.parameters())) and
+                          all(torch.is_tensor(a) and a.shape == b.shape and torch.allclose(a, b.detach(), **TOL)
+                              for a, b in zip(obs[k], m.parameters())) for k, m in (("D", eD), ("G", eG)))
             if not d_ok:
                 if step == 2:
                     hint = ("D was right after the first call but not after the second: clear D's gradients "
@@ -118,13 +198,22 @@ def check_train_step(gan_train_step, discriminator_loss, generator_loss, *, seed
                 else:
                     hint = ("D must take exactly one step, on discriminator_loss(D(real), D(fake.detach())), and "
                             "no other: opt_D.step() only after D's backward, never after G's.")
-                _fail(f"gan_train_step ({label}, call {step}): D's parameters differ from the expected step. {hint}")
+                _fail(f"{where}: D's parameters differ from the expected step. {hint}")
             if not g_ok:
-                _fail(f"gan_train_step ({label}, call {step}): G's parameters differ from the expected step (D's are "
+                _fail(f"{where}: G's parameters differ from the expected step (D's are "
                       "right). G's gradient must come from generator_loss(D(fake)) alone: detach the fake in D's loss "
                       "(else D's loss leaks into G), call opt_G.zero_grad() before G's backward, and step G once.")
             if abs(got[0] - want[0]) > 1e-8 * (1 + abs(want[0])) or abs(got[1] - want[1]) > 1e-8 * (1 + abs(want[1])):
-                _fail(f"gan_train_step ({label}, call {step}) returned {got}, expected {want} (d_loss, g_loss): "
+                _fail(f"{where} returned {tuple(got)}, expected {want} (d_loss, g_loss): "
                       "return the two losses computed in this step, D's first.")
+
+
+def check_train_step(gan_train_step, discriminator_loss, generator_loss, *, seed: int = 0,
+                     verbose: bool = True) -> None:
+    """Two calls of gan_train_step on tiny G and D (Adam) give the same parameters and losses as
+    the stated step: D update on real + detached fake, then G update. Uses your loss functions
+    when they run, so a wrong loss is reported by its own check, not here."""
+    __tracebackhide__ = True
+    train_step_verdict(train_step_run(gan_train_step, discriminator_loss, generator_loss, seed=seed), seed=seed)
     if verbose:
         _ok("gan_train_step: one D step on real + detached fake, then one G step; parameters match after two calls.")

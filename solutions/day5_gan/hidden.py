@@ -1,15 +1,15 @@
-"""Hidden tests of DAY 5. Five of six are judged outside the student's process (autograder/judge.py):
-the ``_run`` half of the visible check in the kernel with fresh seeds (new weights, noise and labels),
-its ``_verdict`` half in the grader. The training step is still the visible check again with fresh
-seeds, decided in the kernel: its expected step uses the student's own loss functions where they run,
-so that a mistake there is not charged twice, and the grader cannot call them. Nothing here imports
-the reference: the kernel cannot see it (autograder/kernel_sandbox.py)."""
+"""Hidden tests of DAY 5, all judged outside the student's process (autograder/judge.py): the ``_run``
+half of the visible check in the kernel with fresh seeds (new weights, noise and labels), its
+``_verdict`` half in the grader. The training step's expected step uses the student's own loss
+functions, so that a mistake there is not charged twice: the kernel sends what they returned, and
+their gradients, at the logits the expected step called them on, and the grader replays that step
+itself (course/checks/day5_gan.py). Nothing here imports the reference: the kernel cannot see it
+(autograder/kernel_sandbox.py)."""
 from __future__ import annotations
 
-from autograder.hidden import run_hidden as _run
 from autograder.judge import cell_function, per_seed
+from course.checks import day5_gan
 from course.checks import gan_pieces as gan
-from course.checks.day5_gan import check_train_step
 
 # The bug planted in the bundled "buggy" sample: the saturating minimax generator loss.
 SAMPLE_BUG = {
@@ -25,6 +25,7 @@ JUDGED = {
     "test_gan_losses": per_seed("discriminator_loss and generator_loss", gan.gan_losses_run, gan.gan_losses_verdict),
     "test_conditional": per_seed("CondGenerator and CondDiscriminator", gan.conditional_run, gan.conditional_verdict),
     "test_vae": per_seed("reparameterize and vae_loss", gan.vae_run, gan.vae_verdict),
+    "test_train_step": per_seed("gan_train_step", day5_gan.train_step_run, day5_gan.train_step_verdict),
 }
 
 hidden_generator = cell_function(JUDGED, "test_generator")
@@ -33,6 +34,4 @@ hidden_gan_losses = cell_function(JUDGED, "test_gan_losses")  # (discriminator_l
 hidden_conditional = cell_function(JUDGED, "test_conditional")  # (CondGenerator, CondDiscriminator)
 hidden_vae = cell_function(JUDGED, "test_vae")  # (reparameterize, vae_loss)
 
-
-def hidden_train_step(gan_train_step, discriminator_loss, generator_loss):
-    _run("gan_train_step", check_train_step, gan_train_step, discriminator_loss, generator_loss)
+hidden_train_step = cell_function(JUDGED, "test_train_step")  # (gan_train_step, discriminator_loss, generator_loss)
