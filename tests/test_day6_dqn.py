@@ -7,6 +7,7 @@ from torch import nn
 
 from solutions.day6_dqn import hidden
 from course.checks import day6_dqn as day6
+from course.checks import dqn_learning_step as step
 from course.checks import dqn_pieces as dqn
 from course.checks.day6_dqn import (check_dqn_loss, check_dqn_update, check_epsilon, check_q_network, check_reinforce,
                                 check_replay_buffer, check_select_action, check_target_update, check_td_targets)
@@ -322,7 +323,9 @@ def test_verdicts_decide_on_doctored_observations():
     and each one doctored as a hostile kernel could fails (actions as int32, batches from generators
     seeded alike that differ, a buffer sampled twice alike, a batch on another device, autograd on while choosing, ε as a tensor, a Q-value off by 1e-6, targets
     that require grad, a loss with no gradient, an online net that moved, a target sharing memory, a
-    gradient into the baseline)."""
+    gradient into the baseline; for the learning step, q_net off by 1e-6 after a call, a moved target
+    net, a gradient left in it, a loss returned as a tensor, the student's loss seen at other Q-values
+    than the expected step's, targets or the loss's gradient left out)."""
     honest = {
         day6.replay_buffer_verdict: day6.replay_buffer_run(ref.ReplayBuffer, seed=4),
         day6.select_action_verdict: day6.select_action_run(ref.select_action, seed=4),
@@ -332,6 +335,8 @@ def test_verdicts_decide_on_doctored_observations():
         dqn.dqn_loss_verdict: dqn.dqn_loss_run(ref.dqn_loss, ref.clip_reward, seed=4),
         dqn.target_update_verdict: dqn.target_update_run(ref.update_target, seed=4),
         dqn.reinforce_verdict: dqn.reinforce_run(ref.discounted_returns, ref.reinforce_loss, seed=4),
+        step.dqn_update_verdict: step.dqn_update_run(ref.dqn_update, ref.td_targets, ref.double_dqn_targets,
+                                                     ref.dqn_loss, seed=4),
     }
     doctored = [  # (verdict, doctor, what the message says)
         (day6.replay_buffer_verdict, lambda o: o["full"]["batch"].__setitem__(1, o["full"]["batch"][1].int()), "int64"),
@@ -347,5 +352,27 @@ def test_verdicts_decide_on_doctored_observations():
         (dqn.target_update_verdict, lambda o: o[1]["online"][0].add_(1.0), "changed the online"),
         (dqn.target_update_verdict, lambda o: o[2].__setitem__("shared", True), "share memory"),
         (dqn.reinforce_verdict, lambda o: o["grads"].__setitem__(1, torch.ones(20, dtype=torch.float64)), "baseline"),
+        (step.dqn_update_verdict, lambda o: o["calls"][1]["q"][0].add_(1e-6), "q_net.0.weight after"),
+        (step.dqn_update_verdict, lambda o: o["calls"][2]["target"][1].add_(1e-3), "changed target_net"),
+        (step.dqn_update_verdict, lambda o: o["calls"][0]["target_grads"].__setitem__(0, torch.ones(16, 4)),
+         "gradients in target_net"),
+        (step.dqn_update_verdict, lambda o: o["calls"][0]["returned"].__setitem__(0, torch.tensor(1.0)),
+         "two Python floats"),
+        (step.dqn_update_verdict, lambda o: o["calls"][1]["loss"]["q_values"].add_(1e-3), "Q-values your dqn_loss"),
+        (step.dqn_update_verdict, lambda o: o["calls"][2].__setitem__("targets", None), "targets of your target"),
+        (step.dqn_update_verdict, lambda o: o["calls"][0]["loss"].pop("grad"), "gradient of your dqn_loss"),
     ]
     doctored_observations_fail(honest, doctored, seed=4)
+
+
+def test_dqn_update_is_not_blamed_for_wrong_targets():
+    """The learning step is checked with the student's own target function, so bootstrapping through
+    terminal states costs only td_target; so does the judged hidden test, whose verdict replays the step
+    with the targets the kernel saw. A step that uses the stated targets instead then differs."""
+    wrong = mutate(ref.td_targets, [("(1.0 - dones) * ", "")])
+    update = mutate(ref.dqn_update, [("targets = td_targets(", "targets = wrong_td(")])
+    update.__globals__["wrong_td"] = wrong
+    check_dqn_update(update, wrong, ref.double_dqn_targets, ref.dqn_loss)
+    hidden.hidden_train(update, wrong, ref.double_dqn_targets, ref.dqn_loss)
+    with pytest.raises(AssertionError, match="Your step's loss was"):
+        hidden.hidden_train(ref.dqn_update, wrong, ref.double_dqn_targets, ref.dqn_loss)

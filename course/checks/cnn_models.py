@@ -18,10 +18,8 @@ from torch import nn
 
 from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, observed, rand64, seeded_module,
                                   type_name)
-from course.device import grading_mode
 
-__all__ = ["count_mult_adds", "check_conv2d_module", "check_depthwise_separable", "check_simple_cnn",
-           "check_transfer"]
+__all__ = ["count_mult_adds", "check_conv2d_module", "check_depthwise_separable"]
 
 _rand = rand64
 

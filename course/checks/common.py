@@ -122,6 +122,13 @@ def observed_grads(out, inputs, up=None) -> list | None:
     return observed(list(torch.autograd.grad(target, inputs, allow_unused=True)))
 
 
+def stand_in(value: torch.Tensor, inputs, grads) -> torch.Tensor:
+    """A number equal to ``value`` whose gradient w.r.t. each of ``inputs`` is the matching ``grads``
+    entry (None: no gradient): how a verdict uses a student's loss function that only the kernel can
+    call, known as observed there (its value and gradient at the inputs it was called on)."""
+    return value + sum(((x - x.detach()) * g).sum() for x, g in zip(inputs, grads) if g is not None)
+
+
 def absent(what: str) -> dict:
     """Stands for a value that was never returned (``what``: "no gradient"), as :func:`observed` sends an
     unknown type, so that :func:`compare` names it."""

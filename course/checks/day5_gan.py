@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import TOL, _fail, _ok, call_student, compare, observed, rand64, type_name
+from course.checks.common import TOL, _fail, _ok, call_student, compare, observed, rand64, stand_in, type_name
 from course.checks.gan_pieces import (bce, check_conditional, check_discriminator, check_gan_losses, check_generator,
                                       check_vae, discriminator_spec, generator_spec)
 
@@ -83,12 +83,6 @@ def _bce_losses():
     return (lambda r, f: bce(r, 1.0) + bce(f, 0.0)), (lambda f: bce(f, 1.0))
 
 
-def _stand_in(value: torch.Tensor, inputs, grads) -> torch.Tensor:
-    """A loss equal to ``value`` whose gradient w.r.t. each of ``inputs`` is ``grads``: how the grader's
-    expected step uses the student's loss, known only as observed at the logits it was called on."""
-    return value + sum(((x - x.detach()) * g).sum() for x, g in zip(inputs, grads) if g is not None)
-
-
 def _recording(loss_fn, calls: list):
     """``loss_fn`` that also appends what it saw and returned (the logits, the value, its gradients)."""
     def loss(*logits):
@@ -96,7 +90,7 @@ def _recording(loss_fn, calls: list):
         value = loss_fn(*leaves)
         grads = torch.autograd.grad(value, leaves, allow_unused=True)
         calls.append({"logits": observed([v.detach() for v in logits]), "value": observed(value), "grads": observed(grads)})
-        return _stand_in(value.detach().reshape(()), logits, grads)
+        return stand_in(value.detach().reshape(()), logits, grads)
     return loss
 
 
@@ -113,7 +107,7 @@ def _replaying(calls: list, where: str):
         for got, want in zip(call["logits"], logits):
             compare(got, want.detach(), f"{where}: the logits your loss was called on in the expected step", **TOL)
         grads = [g if torch.is_tensor(g) else None for g in call["grads"]]
-        return _stand_in(call["value"].reshape(()), logits, grads)
+        return stand_in(call["value"].reshape(()), logits, grads)
     return loss
 
 

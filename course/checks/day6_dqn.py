@@ -8,7 +8,6 @@ about 2e-9 per count: the checks never flake, and a biased sampler still fails b
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -16,17 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import TOL, _fail, _ok, call_student, compare, observed, rand64, type_name
+from course.checks.common import TOL, _fail, _ok, call_student, observed, rand64, type_name
 from course.checks.dqn_pieces import (check_dqn_loss, check_epsilon, check_q_network, check_reinforce,
-                                      check_target_update, check_td_targets, nets, q_network_spec, td_batch,
-                                      where_nets_disagree)
+                                      check_target_update, check_td_targets, q_network_spec)
+from course.checks.dqn_learning_step import check_dqn_update
 
 __all__ = ["TOL", "SIGMAS", "check_replay_buffer", "check_epsilon", "check_select_action", "check_q_network",
            "check_td_targets", "check_dqn_loss", "check_target_update", "check_dqn_update", "check_reinforce",
            "q_network_spec"]
-# The replay buffer and ε-greedy are split here into a _run half (the kernel) and a _verdict half (the
-# grader), as are ε's schedule, the Q-network, TD targets, the loss, the target update and REINFORCE in
-# dqn_pieces.py; the learning step is still checked in one piece (see solutions/<day>/hidden.py).
+# Every check is split into a _run half (the kernel) and a _verdict half (the grader): the replay buffer
+# and ε-greedy here, ε's schedule, the Q-network, TD targets, the loss, the target update and REINFORCE
+# in dqn_pieces.py, the learning step in dqn_learning_step.py (see solutions/<day>/hidden.py).
 
 # Count tests allow 6 standard deviations: a correct sampler fails one with probability ~2e-9. The
 # sample sizes below put each slip they are there to catch ≥ 5 standard deviations beyond that bound.
@@ -285,113 +284,3 @@ def check_select_action(select_action, *, seed: int = 0, verbose: bool = True) -
     if verbose:
         _ok("select_action: greedy at ε = 0, uniform at ε = 1, the right mix at ε = 0.3; a Python int; "
             "no autograd; reproducible.")
-
-
-# ----------------------------------------------------------------------------- one learning step
-
-
-def _stated_td(rewards, next_obs, dones, target_net, gamma):
-    with torch.no_grad():
-        return rewards + gamma * (1 - dones) * target_net(next_obs).max(1).values
-
-
-def _stated_double(rewards, next_obs, dones, q_net, target_net, gamma):
-    with torch.no_grad():
-        best = q_net(next_obs).argmax(1, keepdim=True)
-        return rewards + gamma * (1 - dones) * target_net(next_obs).gather(1, best).squeeze(1)
-
-
-def _stated_loss(q_values, actions, targets, delta=1.0):
-    return F.huber_loss(q_values.gather(1, actions.unsqueeze(1)).squeeze(1), targets, delta=delta)
-
-
-def _usable(fn, fallback, *args):
-    """The student's ``fn`` if it runs on ``args``, else the stated ``fallback``: dqn_update is checked
-    for its wiring only, so a mistake in td_targets or dqn_loss is not charged twice."""
-    try:
-        out = fn(*args)
-        return fn if torch.is_tensor(out) and torch.isfinite(out).all() else fallback
-    except Exception:
-        return fallback
-
-
-def check_dqn_update(dqn_update, td_targets, double_dqn_targets, dqn_loss, *, seed: int = 0,
-                     verbose: bool = True) -> None:
-    """Two calls of dqn_update with Adam, plain and Double DQN, against the stated step with the
-    same (your) target and loss functions: parameters, returned loss and mean Q."""
-    __tracebackhide__ = True
-    g = torch.Generator().manual_seed(seed)
-    B, obs_dim, A = 16, 4, 2
-    q_net, target_net = nets(obs_dim, A, seed)
-    probe_r, probe_s, probe_d = td_batch(seed)
-    td = _usable(td_targets, _stated_td, probe_r, probe_s, probe_d, target_net, 0.9)
-    dbl = _usable(double_dqn_targets, _stated_double, probe_r, probe_s, probe_d, q_net, target_net, 0.9)
-    loss_fn = _usable(dqn_loss, _stated_loss, q_net(probe_s), (probe_r > 0).long(), probe_r)
-
-    mine_q, mine_t = copy.deepcopy(q_net), copy.deepcopy(target_net)
-    ref_q, ref_t = copy.deepcopy(q_net), copy.deepcopy(target_net)
-    mine_opt = torch.optim.Adam(mine_q.parameters(), lr=0.01)
-    ref_opt = torch.optim.Adam(ref_q.parameters(), lr=0.01)
-    for call, double in enumerate((False, True, False)):
-        obs = torch.randn(B, obs_dim, generator=g, dtype=torch.float64)
-        batch = (obs, torch.randint(A, (B,), generator=g), torch.randn(B, generator=g, dtype=torch.float64),
-                 torch.randn(B, obs_dim, generator=g, dtype=torch.float64), (torch.rand(B, generator=g) < 0.3).double())
-        if double:
-            s2, d, found = where_nets_disagree(batch[3], batch[4], ref_q, ref_t, g)
-            for _ in range(5):  # after an update the online net may pick one action everywhere, like the
-                if found:       # target: then draw new target weights, the same for both copies
-                    break
-                with torch.no_grad():
-                    for pm, pr in zip(mine_t.parameters(), ref_t.parameters()):
-                        new = torch.randn(pr.shape, generator=g, dtype=pr.dtype)
-                        pm.copy_(new), pr.copy_(new)
-                s2, d, found = where_nets_disagree(batch[3], batch[4], ref_q, ref_t, g)
-            batch = batch[:3] + (s2, d)
-        for p in mine_q.parameters():  # stale gradients from elsewhere (e.g. a previous backward)
-            p.grad = torch.full_like(p, 5.0)
-        before = [p.detach().clone() for p in mine_q.parameters()]
-        # the stated step
-        o, a, r, s2, d = batch
-        y = dbl(r, s2, d, ref_q, ref_t, 0.9) if double else td(r, s2, d, ref_t, 0.9)
-        qv = ref_q(o)
-        loss = loss_fn(qv, a, y)
-        ref_opt.zero_grad()
-        loss.backward()
-        ref_opt.step()
-        want_q = qv.detach().gather(1, a.unsqueeze(1)).mean().item()
-
-        what = f"dqn_update call {call + 1} (double={double})"
-        out = call_student(dqn_update, mine_q, mine_t, mine_opt, batch, 0.9, double, what=what)
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            _fail(f"{what} returned {type(out).__name__}; expected (loss, mean Q) as two Python floats.")
-        got_loss, got_q = out
-        if not all(isinstance(v, float) for v in out):
-            _fail(f"{what} returned ({type(got_loss).__name__}, {type(got_q).__name__}); expected two Python floats "
-                  "(use .item(): keeping tensors would keep their graphs alive in a log).")
-        for p, pt in zip(mine_t.parameters(), ref_t.parameters()):
-            if not torch.equal(p.detach(), pt.detach()):
-                _fail(f"{what} changed target_net: only q_net learns; the target moves in update_target only.")
-            if p.grad is not None and p.grad.abs().sum() > 0:
-                _fail(f"{what} left gradients in target_net: the targets must be computed without autograd.")
-        if all(torch.equal(p.detach(), b) for p, b in zip(mine_q.parameters(), before)):
-            _fail(f"{what} did not change q_net: call loss.backward() and then optimizer.step().")
-        stale = all(p.grad is not None and pr.grad is not None and torch.allclose(p.grad, pr.grad + 5.0)
-                    for p, pr in zip(mine_q.parameters(), ref_q.parameters()))
-        if stale:
-            hint = "Call optimizer.zero_grad() before loss.backward(): leftover gradients were added to yours."
-        elif abs(got_loss - loss.item()) > 1e-8 * (1 + abs(loss.item())):
-            hint = (f"Your step's loss was {got_loss:.8g}, expected {loss.item():.8g}: "
-                    + ("with double=True use double_dqn_targets (online net chooses, target net evaluates)." if double
-                       else "targets from td_targets with target_net, then dqn_loss on q_net(obs)."))
-        else:
-            hint = "The loss is right, so check the order: zero_grad, backward, then one optimizer.step()."
-        for (name, p), pr in zip(mine_q.named_parameters(), ref_q.parameters()):
-            compare(p.detach(), pr.detach(), f"q_net.{name} after {what}", **TOL, hint=hint)
-        if abs(got_loss - loss.item()) > 1e-8 * (1 + abs(loss.item())):
-            _fail(f"{what} returned loss {got_loss:.8g}; the step's loss is {loss.item():.8g}.")
-        if abs(got_q - want_q) > 1e-8 * (1 + abs(want_q)):
-            _fail(f"{what} returned mean Q {got_q:.8g}; expected {want_q:.8g}, the mean of Q(s, a) over the batch's "
-                  "actions before the step.")
-    if verbose:
-        _ok("dqn_update: targets from the target network, the loss, zero_grad, backward and one optimizer step, "
-            "exactly; returns (loss, mean Q) as floats.")

@@ -1,16 +1,15 @@
-"""Hidden tests of DAY 6. Eight of nine are judged outside the student's process (autograder/judge.py):
-the ``_run`` half of the visible check in the kernel with fresh seeds, its ``_verdict`` half in the
-grader. The learning step (dqn_update) is still the visible check again with fresh seeds, decided in the
-kernel: its expected step uses the student's own target and loss functions where they run, so that a
-mistake there is not charged twice, and the grader cannot call them. Nothing here imports the
-reference: the kernel cannot see it (autograder/kernel_sandbox.py)."""
+"""Hidden tests of DAY 6, all judged outside the student's process (autograder/judge.py): the ``_run``
+half of the visible check in the kernel with fresh seeds, its ``_verdict`` half in the grader. The
+learning step's expected step uses the student's own target and loss functions, so that a mistake there
+is not charged twice: the kernel sends what they returned along that step (the targets, the loss's
+value and gradient), and the grader replays the step itself (course/checks/dqn_learning_step.py).
+Nothing here imports the reference: the kernel cannot see it (autograder/kernel_sandbox.py)."""
 from __future__ import annotations
 
-from autograder.hidden import run_hidden as _run
 from autograder.judge import cell_function, per_seed
-from course.checks import dqn_pieces as dqn
 from course.checks import day6_dqn as day6
-from course.checks.day6_dqn import check_dqn_update
+from course.checks import dqn_learning_step as step
+from course.checks import dqn_pieces as dqn
 
 # The bug planted in the bundled "buggy" sample: bootstrapping through terminal states.
 SAMPLE_BUG = {
@@ -28,6 +27,7 @@ JUDGED = {
     "test_dqn_loss": per_seed("dqn_loss and clip_reward", dqn.dqn_loss_run, dqn.dqn_loss_verdict),
     "test_target_update": per_seed("update_target", dqn.target_update_run, dqn.target_update_verdict),
     "test_reinforce": per_seed("discounted_returns and reinforce_loss", dqn.reinforce_run, dqn.reinforce_verdict),
+    "test_train": per_seed("dqn_update", step.dqn_update_run, step.dqn_update_verdict),
 }
 
 hidden_replay_buffer = cell_function(JUDGED, "test_replay_buffer")  # (ReplayBuffer)
@@ -38,7 +38,4 @@ hidden_td_target = cell_function(JUDGED, "test_td_target")  # (td_targets, doubl
 hidden_dqn_loss = cell_function(JUDGED, "test_dqn_loss")  # (dqn_loss, clip_reward)
 hidden_target_update = cell_function(JUDGED, "test_target_update")
 hidden_reinforce = cell_function(JUDGED, "test_reinforce")  # (discounted_returns, reinforce_loss)
-
-
-def hidden_train(dqn_update, td_targets, double_dqn_targets, dqn_loss):
-    _run("dqn_update", check_dqn_update, dqn_update, td_targets, double_dqn_targets, dqn_loss)
+hidden_train = cell_function(JUDGED, "test_train")  # (dqn_update, td_targets, double_dqn_targets, dqn_loss)
