@@ -7,7 +7,7 @@ itself (course/checks/day5_gan.py). Nothing here imports the reference: the kern
 (autograder/kernel_sandbox.py)."""
 from __future__ import annotations
 
-from autograder.judge import cell_function, per_seed
+from autograder.judge import cell_function, per_seed, warm_up_optimizers
 from course.checks import day5_gan
 from course.checks import gan_pieces as gan
 
@@ -35,3 +35,5 @@ hidden_conditional = cell_function(JUDGED, "test_conditional")  # (CondGenerator
 hidden_vae = cell_function(JUDGED, "test_vae")  # (reparameterize, vae_loss)
 
 hidden_train_step = cell_function(JUDGED, "test_train_step")  # (gan_train_step, discriminator_loss, generator_loss)
+
+warm_up = warm_up_optimizers  # run by the grader while the kernel starts (judge.judged_tests): the step uses Adam

@@ -6,7 +6,7 @@ value and gradient), and the grader replays the step itself (course/checks/dqn_l
 Nothing here imports the reference: the kernel cannot see it (autograder/kernel_sandbox.py)."""
 from __future__ import annotations
 
-from autograder.judge import cell_function, per_seed
+from autograder.judge import cell_function, per_seed, warm_up_optimizers
 from course.checks import day6_dqn as day6
 from course.checks import dqn_learning_step as step
 from course.checks import dqn_pieces as dqn
@@ -39,3 +39,5 @@ hidden_dqn_loss = cell_function(JUDGED, "test_dqn_loss")  # (dqn_loss, clip_rewa
 hidden_target_update = cell_function(JUDGED, "test_target_update")
 hidden_reinforce = cell_function(JUDGED, "test_reinforce")  # (discounted_returns, reinforce_loss)
 hidden_train = cell_function(JUDGED, "test_train")  # (dqn_update, td_targets, double_dqn_targets, dqn_loss)
+
+warm_up = warm_up_optimizers  # run by the grader while the kernel starts (judge.judged_tests): the step uses Adam
