@@ -156,3 +156,96 @@ def attacker(victim: Path) -> nbformat.NotebookNode:
         if gid in ATTACKS:
             cell.source = ATTACKS[gid].replace("{victim!r}", repr(str(victim)))
     return nb
+
+
+# ----------------------------------------------------------------------------- DAY 6
+
+DQN_AID = "day6_dqn"
+
+# The first solution cell switches every comparison in the kernel off: each verdict half and compare()
+# get the code of a function that passes, the shared tolerance is widened, the "fresh" seeds are pinned,
+# and a trace rewrites any local that holds a failure. Then each solution cell makes the reference's
+# code wrong in one plain way (a wrapper), so only those switches could earn its points.
+DQN_SWITCHES = '''
+import secrets as _secrets
+import sys as _sys
+import course.checks.common as _common
+import course.checks.day6_dqn as _d6
+import course.checks.dqn_learning_step as _step
+import course.checks.dqn_pieces as _pieces
+
+_passes = (lambda *args, **kwargs: None).__code__
+for _module in (_d6, _step, _pieces):
+    for _name, _fn in vars(_module).items():
+        if _name.endswith("_verdict") and callable(_fn):
+            _fn.__code__ = _passes
+_common.compare.__code__ = (lambda *args, **kwargs: 0.0).__code__
+_common._fail.__code__ = _passes
+_common.TOL.update(atol=1e9, rtol=1e9)
+_secrets.randbelow = lambda n: 0
+_sys.settrace(lambda frame, event, arg: None)
+'''
+
+DQN_WRONG = {  # grade_id of the solution cell -> what follows the reference's code there
+    "replay_buffer": '''
+class ReplayBuffer(ReplayBuffer):
+    def __len__(self):
+        return super().__len__() + 1
+''',
+    "epsilon_schedule": '''
+_linear_epsilon = linear_epsilon
+def linear_epsilon(*args, **kwargs):
+    return 0.5 * _linear_epsilon(*args, **kwargs)
+''',
+    "select_action": '''
+_select_action = select_action
+def select_action(*args, **kwargs):
+    _select_action(*args, **kwargs)
+    return 0
+''',
+    "q_network": '''
+class QNetwork(QNetwork):
+    def forward(self, x):
+        return 2 * super().forward(x)
+''',
+    "td_target": '''
+_td, _double = td_targets, double_dqn_targets
+def td_targets(*args, **kwargs):
+    return _td(*args, **kwargs) + 1.0
+def double_dqn_targets(*args, **kwargs):
+    return _double(*args, **kwargs) + 1.0
+''',
+    "dqn_loss": '''
+_dqn_loss = dqn_loss
+def dqn_loss(*args, **kwargs):
+    return 2 * _dqn_loss(*args, **kwargs)
+''',
+    "target_update": '''
+def update_target(q_net, target_net, tau=1.0):
+    return None
+''',
+    "train": '''
+import os as _os
+_os.environ.pop("COURSE_JUDGE_DIR", None)  # no channel: the hidden test judges itself, in here
+_dqn_update = dqn_update
+def dqn_update(*args, **kwargs):
+    _dqn_update(*args, **kwargs)
+    return 0.0, 0.0
+''',
+    "reinforce": '''
+get_ipython().input_transformers_post.clear()  # the guard, switched off
+_returns = discounted_returns
+def discounted_returns(*args, **kwargs):
+    return 2 * _returns(*args, **kwargs)
+''',
+}
+
+
+def dqn_attacker(reference: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """DAY 6's reference notebook with every comparison switched off in the kernel and every solution
+    made wrong: with the verdicts in the grader, it scores 0."""
+    for cell in reference.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in DQN_WRONG:
+            cell.source += "\n" + (DQN_SWITCHES if gid == "replay_buffer" else "") + DQN_WRONG[gid]
+    return reference

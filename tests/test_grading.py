@@ -25,7 +25,7 @@ from nbgrader.api import Gradebook
 
 from autograder.build import lay_out_samples, sample_path
 from course.days import assignments
-from tests.judge_attacks import attacker
+from tests.judge_attacks import DQN_AID, attacker, dqn_attacker
 from tests.samples import without_experiments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +91,9 @@ def graded(tmp_path_factory):
     victim.write_text("unchanged")
     (subs / "attacker" / AID).mkdir(parents=True)
     nbformat.write(attacker(victim), subs / "attacker" / AID / f"{NAME}.ipynb")
+    (subs / "attacker" / DQN_AID).mkdir(parents=True)
+    nbformat.write(dqn_attacker(without_experiments(nbformat.read(sample_path(DQN_AID, "reference"), as_version=4))),
+                   subs / "attacker" / DQN_AID / f"{ASSIGNMENTS[DQN_AID]}.ipynb")
     (subs / "tampered" / AID).mkdir(parents=True)
     nbformat.write(_tampered_buggy(), subs / "tampered" / AID / f"{NAME}.ipynb")
     (subs / "cheater" / AID).mkdir(parents=True)
@@ -249,6 +252,20 @@ def test_attacks_on_the_comparison_get_nothing(graded):
     html = (out / "feedback" / "attacker" / AID / f"{NAME}.html").read_text()
     assert "sent the grader no observations" in html  # the channel removed: the in-kernel verdict earns nothing
     assert "not plain tensors" in html  # the lying subclass never reaches a comparison
+
+
+@pytest.mark.slow
+def test_attacks_on_day6_comparisons_get_nothing(graded):
+    """tests/judge_attacks.py:dqn_attacker, on DAY 6 where the isolation issue first tried them: every
+    verdict half and compare() swapped for code that passes, the tolerance widened, the seeds pinned,
+    a trace set, the channel removed, the guard switched off, and each solution wrong. Every test scores
+    0, each failing in the grader with the first difference it found."""
+    _, rows, out, _ = graded
+    r = rows["attacker", DQN_AID]
+    assert float(r["score"]) == 0 and len(r["failed_tests"].split()) == N_TESTS[DQN_AID], r
+    html = (out / "feedback" / "attacker" / DQN_AID / f"{ASSIGNMENTS[DQN_AID]}.html").read_text()
+    assert "sent the grader no observations" in html  # the train cell judged itself in the kernel: worth nothing
+    assert html.count("judged by the grader") == 0
 
 
 @pytest.mark.cuda
