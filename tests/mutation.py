@@ -12,8 +12,11 @@ import textwrap
 
 from autograder.hidden import seeded
 
-# Fresh seeds every hidden test is run on, one at a time, by the seed sweep.
+# Fresh seeds every hidden test is run on, one at a time, by the seed sweep: the reference on each of
+# SWEEP_SEEDS, every correct variant and every mutant on each of the first FEW_SEEDS (the tables hold
+# several of each per exercise; sweeping all of them 200 times would cost minutes per DAY).
 SWEEP_SEEDS = 200
+FEW_SEEDS = 40
 
 _counter = itertools.count()
 
@@ -98,12 +101,16 @@ def exercise_tests(ref, exercises: dict, mutants: list, variants: list, seed_fre
                                     test_correct_variant_passes)}
 
 
-def seed_sweep(hidden_test, correct: dict[str, object], wrong: dict[str, object], seeds: int = SWEEP_SEEDS) -> None:
-    """Run ``hidden_test`` on ``seeds`` fresh seeds, one seed per call (autograder.hidden.seeded): every
-    ``correct`` implementation must pass on every seed, every ``wrong`` one must fail on every seed.
-    The seeds are new at each run; a failure names the seed, so it can be replayed."""
+def seed_sweep(hidden_test, correct: dict[str, object], wrong: dict[str, object], seeds: int = SWEEP_SEEDS,
+               few: int = FEW_SEEDS) -> None:
+    """Run ``hidden_test`` on ``seeds`` fresh seeds, one seed per call (autograder.hidden.seeded): the
+    first ``correct`` implementation (the reference) must pass on every seed; the other correct ones
+    must pass, and every ``wrong`` one must fail, on each of the first ``few``. The seeds are new at each
+    run; a failure names the seed, so it can be replayed."""
     __tracebackhide__ = True
-    for seed in (secrets.randbelow(2**31) for _ in range(seeds)):
+    for number, seed in enumerate(secrets.randbelow(2**31) for _ in range(seeds)):
+        if number == few:
+            correct, wrong = dict(list(correct.items())[:1]), {}
         with seeded(seed):
             for label, objs in correct.items():
                 try:
@@ -121,7 +128,8 @@ def seed_sweep(hidden_test, correct: dict[str, object], wrong: dict[str, object]
 
 def seed_sweep_tests(ref, exercises: dict, mutants: list, variants: list, seed_free: dict | None = None) -> dict:
     """The seed-sweep test of one DAY, parametrized by grade_id: the reference and every correct variant
-    pass the hidden test on each of :data:`SWEEP_SEEDS` fresh seeds, and every mutant fails on each.
+    pass the hidden test (the reference on each of :data:`SWEEP_SEEDS` fresh seeds, the variants on
+    each of the first :data:`FEW_SEEDS`), and every mutant fails on each of the first :data:`FEW_SEEDS`.
 
     ``seed_free`` maps a grade_id whose hidden test is two parts, (seeded part, part with a fixed seed),
     to those two runners: the seeded part is swept, and the fixed-seed part (a training run) is run once

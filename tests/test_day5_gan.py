@@ -75,6 +75,25 @@ MUTANTS = [
      [("self.embed(labels)", "self.embed(labels[:1]).expand(len(z), -1)")], "other samples"),
     ("conditional", "D ignores the label", "CondDiscriminator",
      [("torch.cat([x, y_map], dim=1)", "torch.cat([x, torch.zeros_like(x)], dim=1)")], "ignores the label"),
+    # The escape classes of issue 32: unstable formulas at logits ±1000 (a hand-written softplus, a
+    # torch.where whose other branch overflows in the gradient, log(sigmoid)), a gradient cut, a class
+    # count hard-coded where the constructor takes it.
+    ("gan_losses", "hand-written softplus log(1 + e^s)", "generator_loss",
+     [("return F.softplus(-fake_logits).mean()", "return torch.log(1 + torch.exp(-fake_logits)).mean()")], "inf for extreme"),
+    ("gan_losses", "softplus by torch.where (NaN gradient)", "discriminator_loss",
+     [("return F.softplus(-real_logits).mean()", "return torch.where(-real_logits > 0, -real_logits + torch.log1p("
+       "torch.exp(real_logits)), torch.log1p(torch.exp(-real_logits))).mean()")], "NaN"),
+    ("gan_losses", "fake logits detached in D's loss", "discriminator_loss",
+     [("F.softplus(fake_logits).mean()", "F.softplus(fake_logits.detach()).mean()")], "gradient of the losses"),
+    ("conditional", "n_classes ignored in G", "CondGenerator",
+     [("self.embed = nn.Embedding(n_classes, 16)", "self.embed = nn.Embedding(10, 16)")], "shape \\(4, 16\\)"),
+    ("conditional", "n_classes ignored in D", "CondDiscriminator",
+     [("self.embed = nn.Embedding(n_classes, 28 * 28)", "self.embed = nn.Embedding(10, 28 * 28)")], "shape \\(4, 784\\)"),
+    ("vae", "logvar detached in reparameterize", "reparameterize", [("torch.exp(0.5 * logvar)", "torch.exp(0.5 * logvar.detach())")],
+     "w.r.t. logvar"),
+    ("vae", "reconstruction by log(sigmoid)", "vae_loss",
+     [('F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")',
+       '-(x * torch.log(torch.sigmoid(x_logits)) + (1 - x) * torch.log(1 - torch.sigmoid(x_logits)))')], "inf"),
     ("vae", "σ = exp(logvar)", "reparameterize", [("torch.exp(0.5 * logvar)", "torch.exp(logvar)")], "variance"),
     ("vae", "ε drawn without the generator", "reparameterize", [("generator=generator, ", "")], "generator=generator"),
     ("vae", "KL subtracted", "vae_loss", [("kl = -0.5 *", "kl = 0.5 *")], "KL term is added"),
@@ -185,8 +204,170 @@ def _vae_loss_variant(x_logits, x, mu, logvar):
     return (recon + kl) / N
 
 
+class _GeneratorDeclaredOutOfOrder(nn.Module):
+    """Every BatchNorm declared first, the later one of the two BatchNorm2d(32) before the earlier: the
+    checks copy weights in the order of use, so this gets the stated weights."""
+
+    def __init__(self, z_dim=64):
+        super().__init__()
+        self.norm_last, self.norm_mid, self.norm_first = nn.BatchNorm2d(32), nn.BatchNorm2d(32), nn.BatchNorm2d(64)
+        self.to_image = nn.ConvTranspose2d(32, 1, 4, 2, 1)
+        self.refine = nn.Conv2d(32, 32, 3, 1, 1, bias=False)
+        self.grow = nn.ConvTranspose2d(64, 32, 4, 2, 1, bias=False)
+        self.project = nn.Linear(z_dim, 64 * 49, bias=False)
+
+    def forward(self, z):
+        h = torch.relu(self.norm_first(self.project(z).reshape(len(z), 64, 7, 7)))
+        h = torch.relu(self.norm_mid(self.grow(h)))
+        h = torch.relu(self.norm_last(self.refine(h)))
+        return self.to_image(h).tanh()
+
+
+class _GeneratorNestedBlocks(nn.Module):
+    """nn.Sequential blocks inside nn.Sequential, ReLU(inplace=True)."""
+
+    def __init__(self, z_dim=64):
+        super().__init__()
+        block = lambda conv, c: nn.Sequential(conv, nn.BatchNorm2d(c), nn.ReLU(inplace=True))  # noqa: E731
+        self.model = nn.Sequential(
+            nn.Sequential(nn.Linear(z_dim, 3136, bias=False), nn.Unflatten(1, (64, 7, 7)), nn.BatchNorm2d(64),
+                          nn.ReLU(inplace=True)),
+            block(nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1, bias=False), 32),
+            block(nn.Conv2d(32, 32, 3, padding=1, bias=False), 32),
+            nn.Sequential(nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1), nn.Tanh()))
+
+    def forward(self, z):
+        return self.model(z)
+
+
+class _DiscriminatorReversed(nn.Module):
+    """Layers declared from the output back, view() and [:, 0]."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(3136, 1)
+        self.norm = nn.BatchNorm2d(64)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=4, stride=2, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=4, stride=2, padding=1)
+        self.act = nn.LeakyReLU(negative_slope=0.2)
+
+    def forward(self, x):
+        h = self.act(self.norm(self.conv2(self.act(self.conv1(x)))))
+        return self.out(h.view(h.shape[0], -1))[:, 0]
+
+
+class _DiscriminatorSequential(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1, bias=False),
+                                      nn.BatchNorm2d(64), nn.LeakyReLU(0.2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 1), nn.Flatten(0))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def _train_step_freezing_d(G, D, opt_G, opt_D, real, z, labels=None):
+    """Freezes D (requires_grad_(False)) during G's update: D's gradients stay cleared, as allowed."""
+    c = {} if labels is None else {"labels": labels}
+    fake = G(z, **c) if c else G(z)
+    opt_D.zero_grad(set_to_none=True)
+    d_loss = ref.discriminator_loss(D(real, *c.values()), D(fake.detach(), *c.values()))
+    d_loss.backward()
+    opt_D.step()
+    for p in D.parameters():
+        p.requires_grad_(False)
+    opt_G.zero_grad(set_to_none=True)
+    g_loss = ref.generator_loss(D(fake, *c.values()))
+    g_loss.backward()
+    opt_G.step()
+    for p in D.parameters():
+        p.requires_grad_(True)
+    return float(d_loss.detach()), float(g_loss.detach())
+
+
+def _train_step_generator_params(G, D, opt_G, opt_D, real, z, labels=None):
+    """Clears gradients after each step instead of before; lists the conditioning explicitly."""
+    args = [] if labels is None else [labels]
+    for p in list(G.parameters()) + list(D.parameters()):
+        p.grad = None
+    fake = G(z, *args)
+    d_loss = ref.discriminator_loss(D(real, *args), D(fake.detach(), *args))
+    d_loss.backward()
+    opt_D.step()
+    opt_D.zero_grad()
+    g_loss = ref.generator_loss(D(fake, *args))
+    g_loss.backward()
+    opt_G.step()
+    opt_G.zero_grad()
+    return d_loss.item(), g_loss.item()
+
+
+class _CondGeneratorSequential(nn.Module):
+    def __init__(self, z_dim=64, n_classes=10):
+        super().__init__()
+        self.labels = nn.Embedding(num_embeddings=n_classes, embedding_dim=16)
+        self.net = _GeneratorNestedBlocks(z_dim + 16)
+
+    def forward(self, z, labels):
+        return self.net(torch.hstack([z, self.labels(labels)]))
+
+
+class _CondDiscriminatorReversed(nn.Module):
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.body = _DiscriminatorReversed()
+        self.body.conv1 = nn.Conv2d(2, 32, kernel_size=4, stride=2, padding=1)
+        self.embedding = nn.Embedding(n_classes, 28 * 28)
+
+    def forward(self, x, labels):
+        return self.body(torch.cat([x, self.embedding(labels).unflatten(1, (1, 28, 28))], 1))
+
+
+def _reparameterize_as_worded(mu, logvar, generator=None):
+    """ε drawn exactly as the docstring words it: torch.randn(mu.shape, generator=...), float32."""
+    return mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=generator)
+
+
+def _reparameterize_normal_(mu, logvar, generator=None):
+    return torch.empty_like(mu).normal_(generator=generator).mul(logvar.mul(0.5).exp()).add(mu)
+
+
+def _vae_loss_distributions(x_logits, x, mu, logvar):
+    recon = -torch.distributions.Bernoulli(logits=x_logits, validate_args=False).log_prob(x).flatten(1).sum(1)
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    return (recon + torch.distributions.kl_divergence(q, p).sum(1)).mean()
+
+
+def _vae_loss_loop(x_logits, x, mu, logvar):
+    total = 0
+    for i in range(len(x)):
+        recon = F.binary_cross_entropy_with_logits(x_logits[i], x[i], reduction="sum")
+        total = total + recon - 0.5 * torch.sum(1 + logvar[i] - mu[i] ** 2 - torch.exp(logvar[i]))
+    return total / len(x)
+
+
 VARIANTS = [
     ("generator", {"Generator": _GeneratorVariant}),
+    ("generator", {"Generator": _GeneratorDeclaredOutOfOrder}),
+    ("generator", {"Generator": _GeneratorNestedBlocks}),
+    ("discriminator", {"Discriminator": _DiscriminatorReversed}),
+    ("discriminator", {"Discriminator": _DiscriminatorSequential}),
+    ("gan_losses", {"discriminator_loss": lambda r, f: -(F.logsigmoid(r).mean() + F.logsigmoid(-f).mean()),
+                    "generator_loss": lambda f: F.binary_cross_entropy_with_logits(f, torch.ones_like(f))}),
+    ("gan_losses", {"discriminator_loss": lambda r, f: -torch.distributions.Bernoulli(logits=r).log_prob(
+        torch.ones_like(r)).mean() - torch.distributions.Bernoulli(logits=f).log_prob(torch.zeros_like(f)).mean(),
+                    "generator_loss": lambda f: -torch.distributions.Bernoulli(logits=f).log_prob(
+                        torch.ones_like(f)).mean()}),
+    ("train_step", {"gan_train_step": _train_step_freezing_d, "discriminator_loss": ref.discriminator_loss,
+                    "generator_loss": ref.generator_loss}),
+    ("train_step", {"gan_train_step": _train_step_generator_params, "discriminator_loss": ref.discriminator_loss,
+                    "generator_loss": ref.generator_loss}),
+    ("conditional", {"CondGenerator": _CondGeneratorSequential, "CondDiscriminator": _CondDiscriminatorReversed}),
+    ("conditional", {"CondGenerator": _CondGeneratorSequential, "CondDiscriminator": _CondDiscriminatorVariant}),
+    ("vae", {"reparameterize": _reparameterize_as_worded, "vae_loss": _vae_loss_distributions}),
+    ("vae", {"reparameterize": _reparameterize_normal_, "vae_loss": _vae_loss_loop}),
     ("discriminator", {"Discriminator": _DiscriminatorVariant}),
     ("gan_losses", {"discriminator_loss": _d_loss_variant, "generator_loss": _g_loss_variant}),
     ("train_step", {"gan_train_step": _train_step_variant, "discriminator_loss": ref.discriminator_loss,

@@ -1,8 +1,12 @@
 """DAY 6: checks pass the reference and correct variants, and catch realistic mutants; the reference trains."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from solutions.day6_dqn import hidden
@@ -54,6 +58,10 @@ MUTANTS = [
     ("replay_buffer", "actions stored as float", "ReplayBuffer",
      [("self.actions = torch.zeros(capacity, dtype=torch.int64", "self.actions = torch.zeros(capacity, dtype=torch.float32")],
      "int64"),
+    # The escape classes of issue 32 that DAY 6 did not have yet: an optional argument ignored.
+    ("train", "loss_fn ignored", "dqn_update",
+     [("loss = (loss_fn or dqn_loss)(q_values, actions, targets)", "loss = dqn_loss(q_values, actions, targets)")],
+     "passes loss_fn"),
     ("epsilon_schedule", "no clamp after duration", "linear_epsilon",
      [("min(step / duration, 1.0)", "step / duration")], "clamp the fraction"),
     ("epsilon_schedule", "integer division", "linear_epsilon", [("min(step / duration", "min(step // duration")],
@@ -226,12 +234,12 @@ def _target_variant(q_net, target_net, tau=1.0):
         p_t.data.copy_(tau * p.data + (1 - tau) * p_t.data)
 
 
-def _update_variant(q_net, target_net, optimizer, batch, gamma, double=False):
+def _update_variant(q_net, target_net, optimizer, batch, gamma, double=False, loss_fn=None):
     obs, actions, rewards, next_obs, dones = batch
     y = (ref.double_dqn_targets(rewards, next_obs, dones, q_net, target_net, gamma) if double
          else ref.td_targets(rewards, next_obs, dones, target_net, gamma))
     q = q_net(obs)[torch.arange(len(actions)), actions]
-    loss = ref.dqn_loss(q_net(obs), actions, y)
+    loss = (ref.dqn_loss if loss_fn is None else loss_fn)(q_net(obs), actions, y)
     optimizer.zero_grad(set_to_none=False)
     loss.backward()
     optimizer.step()
@@ -250,7 +258,181 @@ def _reinforce_variant(log_probs, returns, baseline):
     return -torch.sum(log_probs * (returns - baseline.detach())) / len(log_probs)
 
 
+class _NumpyBuffer:
+    """numpy storage, a "full" flag instead of a size counter, tensors made at sampling time."""
+
+    def __init__(self, capacity, obs_shape, device="cpu"):
+        self.capacity, self.device = capacity, torch.device(device)
+        self.s, self.s2 = np.zeros((capacity, *obs_shape), np.float32), np.zeros((capacity, *obs_shape), np.float32)
+        self.a, self.r, self.d = np.zeros(capacity, np.int64), np.zeros(capacity, np.float32), np.zeros(capacity, np.float32)
+        self.pos, self.full = 0, False
+
+    def __len__(self):
+        return self.capacity if self.full else self.pos
+
+    def add(self, obs, action, reward, next_obs, done):
+        i = self.pos
+        self.s[i], self.s2[i] = np.asarray(obs, np.float32), np.asarray(next_obs, np.float32)
+        self.a[i], self.r[i], self.d[i] = action, reward, done
+        self.pos = (i + 1) % self.capacity
+        self.full = self.full or self.pos == 0
+
+    def sample(self, batch_size, generator=None):
+        idx = torch.randint(len(self), (batch_size,), generator=generator).numpy()
+        return tuple(torch.from_numpy(x[idx]).to(self.device) for x in (self.s, self.a, self.r, self.s2, self.d))
+
+
+class _DictBuffer:
+    """One preallocated tensor per field in a dict; the count kept with a counter of all adds."""
+
+    def __init__(self, capacity, obs_shape, device="cpu"):
+        self.capacity, self.added = capacity, 0
+        self.store = {"obs": torch.empty(capacity, *obs_shape), "next_obs": torch.empty(capacity, *obs_shape),
+                      "actions": torch.empty(capacity, dtype=torch.long), "rewards": torch.empty(capacity),
+                      "dones": torch.empty(capacity)}
+        self.store = {k: v.to(device) for k, v in self.store.items()}
+
+    def __len__(self):
+        return min(self.added, self.capacity)
+
+    def add(self, obs, action, reward, next_obs, done):
+        slot = self.added % self.capacity
+        for key, value in zip(self.store, (obs, next_obs, action, reward, done)):
+            self.store[key][slot] = torch.as_tensor(np.asarray(value, dtype=np.float64)).to(self.store[key].dtype)
+        self.added += 1
+
+    def sample(self, batch_size, generator=None):
+        i = torch.randint(len(self), (batch_size,), generator=generator)
+        s = {k: v[i.to(v.device)] for k, v in self.store.items()}
+        return s["obs"], s["actions"], s["rewards"], s["next_obs"], s["dones"]
+
+
+@torch.no_grad()
+def _select_decorated(q_net, obs, epsilon, generator):
+    q = q_net(obs.reshape(1, -1)).squeeze(0)
+    u = torch.rand((), generator=generator)
+    return int(torch.randint(len(q), (), generator=generator)) if u < epsilon else int(torch.argmax(q))
+
+
+def _select_grad_disabled(q_net, obs, epsilon, generator):
+    with torch.set_grad_enabled(False):
+        values = q_net(torch.stack([obs]))[0]
+    if float(torch.rand((), generator=generator)) >= epsilon:
+        return values.argmax().item()
+    return torch.randint(values.numel(), (), generator=generator).item()
+
+
+class _QNetworkOutOfOrder(nn.Module):
+    """Layers declared output first, under their own names; the checks copy weights in the order of use."""
+
+    def __init__(self, obs_dim, n_actions, hidden=(120, 84)):
+        super().__init__()
+        widths = [obs_dim, *hidden]
+        self.head = nn.Linear(widths[-1], n_actions)
+        self.trunk = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])][::-1])
+
+    def forward(self, obs):
+        for layer in reversed(self.trunk):
+            obs = F.relu(layer(obs))
+        return self.head(obs)
+
+
+class _QNetworkNamedSequential(nn.Sequential):
+    def __init__(self, obs_dim, n_actions, hidden=(120, 84)):
+        widths, layers = [obs_dim, *hidden], OrderedDict()
+        for k, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers[f"fc{k}"], layers[f"relu{k}"] = nn.Linear(a, b), nn.ReLU()
+        layers["q"] = nn.Linear(widths[-1], n_actions)
+        super().__init__(layers)
+
+
+def _td_amax(rewards, next_obs, dones, target_net, gamma):
+    with torch.no_grad():
+        return torch.addcmul(rewards, 1 - dones, target_net(next_obs).amax(1), value=gamma)
+
+
+def _double_gather_loop(rewards, next_obs, dones, q_net, target_net, gamma):
+    with torch.no_grad():
+        q_next, t_next = q_net(next_obs), target_net(next_obs)
+        v = torch.stack([t_next[i, q_next[i].argmax()] for i in range(len(rewards))])
+    return rewards + (1 - dones) * gamma * v
+
+
+def _loss_loop(q_values, actions, targets, delta=1.0):
+    terms = []
+    for q, a, y in zip(q_values, actions, targets):
+        x = q[a] - y
+        terms.append(0.5 * x * x if x.abs() <= delta else delta * (x.abs() - delta / 2))
+    return torch.stack(terms).mean()
+
+
+def _loss_where(q_values, actions, targets, delta=1.0):
+    err = q_values.gather(-1, actions[:, None])[:, 0] - targets
+    return torch.where(err.abs() > delta, delta * err.abs() - delta ** 2 / 2, err.square() / 2).mean()
+
+
+def _target_lerp(q_net, target_net, tau=1.0):
+    with torch.no_grad():
+        for theirs, mine in zip(target_net.parameters(), q_net.parameters()):
+            theirs.lerp_(mine, tau)
+
+
+def _target_state_dict(q_net, target_net, tau=1.0):
+    online, target = q_net.state_dict(), target_net.state_dict()
+    target_net.load_state_dict({k: tau * online[k] + (1 - tau) * v for k, v in target.items()})
+
+
+def _update_with_given_loss(q_net, target_net, optimizer, batch, gamma, double=False, loss_fn=None):
+    """Keyword arguments, the targets function chosen up front, mean Q from the same forward pass."""
+    obs, actions, rewards, next_obs, dones = batch
+    if double:
+        targets = ref.double_dqn_targets(rewards, next_obs, dones, q_net=q_net, target_net=target_net, gamma=gamma)
+    else:
+        targets = ref.td_targets(rewards, next_obs, dones, target_net=target_net, gamma=gamma)
+    q_values = q_net(obs)
+    loss = loss_fn(q_values, actions, targets) if loss_fn else ref.dqn_loss(q_values, actions, targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item(), q_values.gather(1, actions[:, None]).mean().item()
+
+
+def _returns_list(rewards, gamma):
+    out, g = [], 0.0
+    for r in reversed(rewards.tolist()):
+        g = r + gamma * g
+        out.append(g)
+    return torch.tensor(out[::-1], dtype=rewards.dtype, device=rewards.device)
+
+
+def _reinforce_no_grad(log_probs, returns, baseline):
+    with torch.no_grad():
+        weight = returns - baseline
+    return (-log_probs * weight).mean()
+
+
 VARIANTS = [
+    ("replay_buffer", {"ReplayBuffer": _NumpyBuffer}),
+    ("replay_buffer", {"ReplayBuffer": _DictBuffer}),
+    ("epsilon_schedule", {"linear_epsilon": lambda step, start, end, duration: end + (start - end)
+                          * max(0.0, 1.0 - step / duration)}),
+    ("epsilon_schedule", {"linear_epsilon": lambda step, start, end, duration: float(
+        torch.tensor(step / duration, dtype=torch.float64).clamp(max=1.0) * (end - start) + start)}),
+    ("select_action", {"select_action": _select_decorated}),
+    ("select_action", {"select_action": _select_grad_disabled}),
+    ("q_network", {"QNetwork": _QNetworkOutOfOrder}),
+    ("q_network", {"QNetwork": _QNetworkNamedSequential}),
+    ("td_target", {"td_targets": _td_amax, "double_dqn_targets": _double_gather_loop}),
+    ("td_target", {"td_targets": _td_variant, "double_dqn_targets": _double_gather_loop}),
+    ("dqn_loss", {"dqn_loss": _loss_loop, "clip_reward": lambda r: r.clamp(min=-1.0, max=1.0)}),
+    ("dqn_loss", {"dqn_loss": _loss_where, "clip_reward": lambda r: torch.maximum(torch.minimum(r, torch.ones_like(r)),
+                                                                                   -torch.ones_like(r))}),
+    ("target_update", {"update_target": _target_lerp}),
+    ("target_update", {"update_target": _target_state_dict}),
+    ("train", {"dqn_update": _update_with_given_loss, "td_targets": ref.td_targets,
+               "double_dqn_targets": ref.double_dqn_targets, "dqn_loss": ref.dqn_loss}),
+    ("reinforce", {"discounted_returns": _returns_list, "reinforce_loss": _reinforce_no_grad}),
+    ("reinforce", {"discounted_returns": _returns_variant, "reinforce_loss": _reinforce_no_grad}),
     ("replay_buffer", {"ReplayBuffer": _ListBuffer}),
     ("epsilon_schedule", {"linear_epsilon": _epsilon_variant}),
     ("select_action", {"select_action": _select_variant}),

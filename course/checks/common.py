@@ -1,6 +1,7 @@
 """Shared pieces of the visible checks: the failure type and how results are reported."""
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 
@@ -122,6 +123,40 @@ def observed_grads(out, inputs, up=None) -> list | None:
     return observed(list(torch.autograd.grad(target, inputs, allow_unused=True)))
 
 
+GRADIENT_HINT = ("The values are right but the gradient is not: compute the output from the inputs with "
+                 "differentiable torch operations (no .detach(), no torch.no_grad(), no .item() or numpy on the way).")
+
+
+def run_with_grads(fn, *args, up: torch.Tensor, what: str) -> dict:
+    """Call the student's ``fn`` on ``args``, each floating-point tensor among them a copy that requires
+    grad; send the output and its gradients w.r.t. those copies (:func:`observed_grads`, weighted by ``up``)."""
+    __tracebackhide__ = True
+    leaves = [a.clone().requires_grad_() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+    out = call_student(fn, *leaves, what=what)
+    return {"y": observed(out),
+            "grads": observed_grads(out, [a for a in leaves if torch.is_tensor(a) and a.requires_grad], up)}
+
+
+def compare_with_grads(obs: dict, fn, *args, up: torch.Tensor, what: str, names: list[str], hint: str = "",
+                       **tol) -> None:
+    """The other half of :func:`run_with_grads`: the output against ``fn(*args)`` (torch's), then the
+    gradient w.r.t. each floating-point tensor in ``args`` (named by ``names``, in order) against autograd."""
+    __tracebackhide__ = True
+    leaves = [a.clone().requires_grad_() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+    want = fn(*leaves)
+    compare(obs["y"], want, what, hint=hint, **tol)
+    inputs = [a for a in leaves if torch.is_tensor(a) and a.requires_grad]
+    wants = torch.autograd.grad((want * up).sum(), inputs, allow_unused=True)
+    grads = obs["grads"]
+    if not isinstance(grads, list) or len(grads) != len(inputs):
+        _fail(f"{what}: no gradient reaches the inputs. {GRADIENT_HINT}")
+    for name, got, w in zip(names, grads, wants, strict=True):
+        if w is None:
+            continue
+        compare(absent("no gradient") if got is None else got, w, f"{what}: gradient w.r.t. {name}",
+                hint=GRADIENT_HINT, **tol)
+
+
 def stand_in(value: torch.Tensor, inputs, grads) -> torch.Tensor:
     """A number equal to ``value`` whose gradient w.r.t. each of ``inputs`` is the matching ``grads``
     entry (None: no gradient): how a verdict uses a student's loss function that only the kernel can
@@ -203,3 +238,50 @@ def copy_by_shape(src: nn.Module, dst: nn.Module, what: str) -> None:
     state = dst.state_dict()
     state.update({k: v.clone() for k, v in pairs})
     dst.load_state_dict(state)
+
+
+def _owners_in_use(model: nn.Module, inputs: tuple, what: str) -> list[nn.Module] | None:
+    """The submodules of ``model`` that hold tensors of their own (parameters, buffers), in the order a
+    forward pass on ``inputs`` first calls them; None when that order does not cover every one of them
+    (one is never called, or is called through .forward). The pass changes nothing: state and RNG restored."""
+    __tracebackhide__ = True
+    owners = [m for m in model.modules() if any(t.dim() > 0 for t in [*m.parameters(recurse=False),
+                                                                        *m.buffers(recurse=False)])]
+    order: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda m, args, out: order.append(m) if all(m is not o for o in order)
+                                     else None) for m in owners]
+    state = copy.deepcopy(model.state_dict())
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            call_student(model, *inputs, what=f"{what} forward")
+    finally:
+        for h in hooks:
+            h.remove()
+        model.load_state_dict(state)
+    return order if len(order) == len(owners) else None
+
+
+def _own_tensors(m: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return [(k, v) for k, v in m.state_dict().items() if "." not in k and v.dim() > 0]
+
+
+def copy_by_use(src: nn.Module, dst: nn.Module, inputs: tuple, what: str) -> None:
+    """Copy ``src``'s weights into ``dst`` layer by layer in the order each model's forward pass uses
+    its layers, so that neither the attribute names nor the order in which they were declared matter
+    (two BatchNorm2d(32) declared in either order get the right weights). Where the layers in use do
+    not line up one to one (the same shapes, layer by layer), :func:`copy_by_shape` pairs them instead
+    and names what is missing."""
+    __tracebackhide__ = True
+    theirs, ours = _owners_in_use(dst, inputs, what), _owners_in_use(src, inputs, what)
+    shapes = lambda m: sorted(tuple(v.shape) for _, v in _own_tensors(m))  # noqa: E731
+    if theirs is None or ours is None or len(theirs) != len(ours) or \
+            any(shapes(a) != shapes(b) for a, b in zip(ours, theirs)):
+        copy_by_shape(src, dst, what)
+        return
+    with torch.no_grad():
+        for a, b in zip(ours, theirs):
+            free = _own_tensors(b)
+            for _, v in _own_tensors(a):  # within a layer, pair by shape (torch's layers name them alike)
+                j = next(j for j, (_, w) in enumerate(free) if w.shape == v.shape)
+                free.pop(j)[1].copy_(v)
+

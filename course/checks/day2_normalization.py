@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (TOL, _fail, _ok, call_student, compare, forbid_calls_in, observed, rand64,
-                                  source_of, type_name)
+from course.checks.common import (GRADIENT_HINT, TOL, _fail, _ok, absent, call_student, compare, forbid_calls_in,
+                                  observed, observed_grads, rand64, source_of, type_name)
 from course.checks.norms_dropout_penalties import (check_dropout, check_group_norm, check_instance_norm,
                                                    check_layer_norm, check_penalties)
 
@@ -82,9 +82,6 @@ def check_activations(sigmoid, tanh, relu, leaky_relu, softmax, *, seed: int = 0
 
 # ----------------------------------------------------------------------------- batch norm
 
-BN_SHAPES = [(8, 5), (4, 3, 5, 6)]
-
-
 def _bn_inputs(shape, seed):
     C = shape[1]
     x = _rand(*shape, seed=seed, scale=3, shift=2)
@@ -113,16 +110,29 @@ def _bn_hint(x, gamma, beta, rm0, rv0, y, rm, rv, momentum, eps) -> str:
     return "Statistics are per channel, over every dim except dim 1: (N,) for 2-D input, (N, H, W) for 4-D."
 
 
+BN_OWN_SETTINGS = (0.5, 0.5)  # (momentum, eps) of the last shape, whatever the caller's: no default hides
+
+
+def _bn_cases(momentum: float, eps: float):
+    """(shape, momentum, eps) of each call: 2-D and 4-D input with the caller's settings, then a 4-D
+    input whose every dim differs with :data:`BN_OWN_SETTINGS`."""
+    return [((8, 5), momentum, eps), ((4, 3, 5, 6), momentum, eps), ((5, 4, 3, 2), *BN_OWN_SETTINGS)]
+
+
 def batch_norm_run(batch_norm, *, seed: int, momentum: float, eps: float) -> dict:
-    """For each shape: y and the running statistics after a training call, then after an eval call."""
+    """For each case: y, its gradients w.r.t. x, γ and β, and the running statistics after a training
+    call, then y and the statistics after an eval call."""
     runs = []
-    for shape in BN_SHAPES:
+    for shape, m, e in _bn_cases(momentum, eps):
         x, gamma, beta, rm, rv = _bn_inputs(shape, seed)
         one = {}
         for training in (True, False):
-            y = call_student(batch_norm, x, gamma, beta, rm, rv, training, momentum, eps,
-                             what=f"batch_norm on shape {shape}, training={training}")
+            ins = [t.clone().requires_grad_(training) for t in (x, gamma, beta)]
+            y = call_student(batch_norm, *ins, rm, rv, training, m, e,
+                             what=f"batch_norm on shape {shape}, training={training}, momentum={m}, eps={e}")
             one[training] = {"y": observed(y), "rm": observed(rm), "rv": observed(rv)}
+            if training:
+                one[training]["grads"] = observed_grads(y, ins, _rand(*shape, seed=seed + 9))
         runs.append({"train": one[True], "eval": one[False]})
     return {"source": source_of(batch_norm), "shapes": runs}
 
@@ -130,10 +140,10 @@ def batch_norm_run(batch_norm, *, seed: int, momentum: float, eps: float) -> dic
 def batch_norm_verdict(run: dict, *, seed: int, momentum: float, eps: float) -> None:
     __tracebackhide__ = True
     forbid_calls_in(run["source"], ["F.batch_norm", "torch.batch_norm", "torch.nn.functional.batch_norm"], "batch_norm")
-    for shape, obs in zip(BN_SHAPES, run["shapes"], strict=True):
+    for (shape, momentum, eps), obs in zip(_bn_cases(momentum, eps), run["shapes"], strict=True):
         x, gamma, beta, rm0, rv0 = _bn_inputs(shape, seed)
         trm, trv = rm0.clone(), rv0.clone()
-        what = f"batch_norm on shape {shape}, training=True"
+        what = f"batch_norm on shape {shape}, training=True, momentum={momentum}, eps={eps}"
         want = F.batch_norm(x, trm, trv, gamma, beta, True, momentum, eps)
         y, rm, rv = obs["train"]["y"], obs["train"]["rm"], obs["train"]["rv"]
         ok = torch.is_tensor(y) and y.shape == want.shape and y.dtype == want.dtype and torch.allclose(y, want, **TOL) \
@@ -143,7 +153,16 @@ def batch_norm_verdict(run: dict, *, seed: int, momentum: float, eps: float) -> 
             compare(y, want, f"{what}: y", **TOL, hint=hint)
             compare(rm, trm, f"{what}: running_mean after the call", **TOL, hint=hint)
             compare(rv, trv, f"{what}: running_var after the call", **TOL, hint=hint)
-        what = f"batch_norm on shape {shape}, training=False"
+        ins = [t.clone().requires_grad_() for t in (x, gamma, beta)]
+        wants = torch.autograd.grad(F.batch_norm(ins[0], None, None, ins[1], ins[2], True, momentum, eps), ins,
+                                    _rand(*shape, seed=seed + 9))
+        grads = obs["train"]["grads"]
+        if not isinstance(grads, list) or len(grads) != 3:
+            _fail(f"{what}: no gradient reaches x, γ and β. {GRADIENT_HINT}")
+        for name, g, w in zip(("x", "γ", "β"), grads, wants):
+            compare(absent("no gradient") if g is None else g, w, f"{what}: the gradient w.r.t. {name}", **TOL,
+                    hint=GRADIENT_HINT + " The batch statistics too: gradients flow through the mean and variance.")
+        what = f"batch_norm on shape {shape}, training=False, eps={eps}"
         compare(obs["eval"]["y"], F.batch_norm(x, trm, trv, gamma, beta, False, momentum, eps), what, **TOL,
                 hint="In eval mode normalise with running_mean and running_var, and leave them unchanged.")
         if not (torch.equal(obs["eval"]["rm"], rm) and torch.equal(obs["eval"]["rv"], rv)):
@@ -157,7 +176,8 @@ def check_batch_norm(batch_norm, *, seed: int = 0, momentum: float = 0.1, eps: f
     batch_norm_verdict(batch_norm_run(batch_norm, seed=seed, momentum=momentum, eps=eps), seed=seed,
                        momentum=momentum, eps=eps)
     if verbose:
-        _ok(f"batch_norm matches F.batch_norm (train and eval, 2-D and 4-D input, momentum={momentum}).")
+        _ok(f"batch_norm matches F.batch_norm (train and eval, 2-D and 4-D input, momentum={momentum} and "
+            f"{BN_OWN_SETTINGS[0]}), values and gradients.")
 
 
 BN_BACKWARD_SHAPES = [(6, 4), (3, 2, 3, 3)]
@@ -214,20 +234,29 @@ def _names(m: nn.Module) -> list[list[str]]:
     return [sorted(n for n, _ in m.named_parameters()), sorted(n for n, _ in m.named_buffers())]
 
 
+BN2D_ARGS = dict(eps=0.05, momentum=0.2)  # both non-default: a module that ignores either is caught
+BN2D_INPUT = (4, 3, 5, 6)  # N, C, H, W all different
+
+
 def _bn2d_start(C: int, seed: int) -> nn.BatchNorm2d:
     """torch's module as both start training: random γ and β, default buffers."""
-    ref = nn.BatchNorm2d(C, momentum=0.2).double()
+    ref = nn.BatchNorm2d(C, **BN2D_ARGS).double()
     with torch.no_grad():
         for p in ref.parameters():
             p.copy_(_rand(C, seed=seed + 5, shift=1))
     return ref
 
 
+def _bn2d_x(seed: int, step: int) -> torch.Tensor:
+    return _rand(*BN2D_INPUT, seed=seed + 10 + step, scale=0.3, shift=1)  # variance ~0.09, so eps matters
+
+
 def batchnorm2d_run(BatchNorm2d, *, seed: int, steps: int) -> dict:
-    """Names, the initial state, then after loading torch's start: outputs and buffers over ``steps``
-    training steps, the eval output and the final state_dict."""
-    C = 3
-    mine = call_student(BatchNorm2d, C, momentum=0.2, what="BatchNorm2d(3, momentum=0.2)").double()
+    """Names, the initial state, then after loading torch's start: outputs, the gradients of the first
+    output w.r.t. x, weight and bias, and the buffers over ``steps`` training steps; the eval output, the
+    state after two eval calls, and the final state_dict."""
+    C = BN2D_INPUT[1]
+    mine = call_student(BatchNorm2d, C, **BN2D_ARGS, what=f"BatchNorm2d({C}, eps=0.05, momentum=0.2)").double()
     run = {"names": _names(mine), "initial": {k: observed(v) for k, v in mine.state_dict().items()}}
     if run["names"] != _names(nn.BatchNorm2d(C)):
         return run  # the verdict stops at the names
@@ -235,48 +264,67 @@ def batchnorm2d_run(BatchNorm2d, *, seed: int, steps: int) -> dict:
     mine.train()
     run["steps"] = []
     for step in range(steps):
-        x = _rand(4, C, 5, 5, seed=seed + 10 + step, scale=2, shift=1)
+        x = _bn2d_x(seed, step).requires_grad_(step == 0)
         y = call_student(mine, x, what=f"BatchNorm2d forward (train, step {step + 1})")
         run["steps"].append({"y": observed(y), "running_mean": observed(mine.running_mean),
                              "running_var": observed(mine.running_var),
                              "num_batches_tracked": observed(mine.num_batches_tracked)})
+        if step == 0:
+            run["grads"] = observed_grads(y, [x, mine.weight, mine.bias], _rand(*BN2D_INPUT, seed=seed + 8))
     mine.eval()
-    x = _rand(2, C, 5, 5, seed=seed + 99, scale=2, shift=1)
+    x = _rand(2, C, 5, 6, seed=seed + 99, scale=0.3, shift=1)
     run["eval"] = observed(call_student(mine, x, what="BatchNorm2d forward (eval)"))
+    call_student(mine, x, what="BatchNorm2d forward (eval)")
     run["final"] = {k: observed(v) for k, v in mine.state_dict().items()}
     return run
 
 
+def _counter(count, when: str, expected: int) -> None:
+    __tracebackhide__ = True
+    if not torch.is_tensor(count) or count.numel() != 1 or count.dtype != torch.long:
+        _fail(f"num_batches_tracked {when} is {type_name(count) if not torch.is_tensor(count) else count.dtype}; "
+              "like torch's, it is a 0-dim long tensor (torch.tensor(0, dtype=torch.long)).")
+    if int(count) != expected:
+        _fail(f"num_batches_tracked is {int(count)} {when}, expected {expected}: it counts training forwards only "
+              "(not eval ones).")
+
+
 def batchnorm2d_verdict(run: dict, *, seed: int, steps: int) -> None:
     __tracebackhide__ = True
-    C = 3
+    C = BN2D_INPUT[1]
     if run["names"] != _names(nn.BatchNorm2d(C)):
         _fail(f"BatchNorm2d has parameters/buffers {run['names']}, torch has {_names(nn.BatchNorm2d(C))}. Use "
               "nn.Parameter for weight and bias and register_buffer for running_mean, running_var and "
               "num_batches_tracked.")
-    for k, v in nn.BatchNorm2d(C, momentum=0.2).double().state_dict().items():
-        got = run["initial"][k]
-        compare(got.to(v.dtype) if torch.is_tensor(got) else got, v, f"a new BatchNorm2d's {k}", atol=0, rtol=0,
+    _counter(run["initial"]["num_batches_tracked"], "in a new module", 0)
+    for k, v in nn.BatchNorm2d(C, **BN2D_ARGS).double().state_dict().items():
+        compare(run["initial"][k], v, f"a new BatchNorm2d's {k}", atol=0, rtol=0,
                 hint="Start with weight=1, bias=0, running_mean=0, running_var=1, num_batches_tracked=0.")
     ref = _bn2d_start(C, seed)
     ref.train()
     if len(run["steps"]) != steps:
         _fail(f"expected {steps} training steps, got {len(run['steps'])}.")
     for step, obs in enumerate(run["steps"]):
-        x = _rand(4, C, 5, 5, seed=seed + 10 + step, scale=2, shift=1)
-        compare(obs["y"], ref(x), f"BatchNorm2d output in train mode at step {step + 1}", **TOL)
+        x = _bn2d_x(seed, step).requires_grad_(step == 0)
+        want = ref(x)
+        compare(obs["y"], want, f"BatchNorm2d(3, eps=0.05, momentum=0.2) output in train mode at step {step + 1}",
+                **TOL, hint="Pass the module's own eps and momentum to batch_norm, not the defaults.")
         for k in ("running_mean", "running_var"):
             compare(obs[k], getattr(ref, k), f"BatchNorm2d.{k} after step {step + 1}", **TOL,
-                    hint="The module must pass momentum and its own buffers to batch_norm.")
-        count = obs["num_batches_tracked"]
-        if not torch.is_tensor(count) or count.numel() != 1 or int(count) != int(ref.num_batches_tracked):
-            _fail(f"num_batches_tracked is {count.tolist() if torch.is_tensor(count) else type_name(count)} after "
-                  f"{step + 1} training steps, expected {int(ref.num_batches_tracked)}.")
+                    hint="The module must pass its momentum and its own buffers to batch_norm.")
+        _counter(obs["num_batches_tracked"], f"after {step + 1} training steps", step + 1)
+        if step == 0:
+            wants = torch.autograd.grad(want, [x, ref.weight, ref.bias], _rand(*BN2D_INPUT, seed=seed + 8))
+            grads = run["grads"] if isinstance(run["grads"], list) else [None] * 3
+            for name, g, w in zip(("x", "weight", "bias"), grads, wants, strict=True):
+                compare(absent("no gradient") if g is None else g, w,
+                        f"BatchNorm2d's gradient w.r.t. {name} (train mode)", **TOL, hint=GRADIENT_HINT)
     ref.eval()
-    x = _rand(2, C, 5, 5, seed=seed + 99, scale=2, shift=1)
+    x = _rand(2, C, 5, 6, seed=seed + 99, scale=0.3, shift=1)
     compare(run["eval"], ref(x), "BatchNorm2d output in eval mode", **TOL,
             hint="In eval mode (self.training is False) use the running statistics.")
-    back = nn.BatchNorm2d(C).double()
+    _counter(run["final"].get("num_batches_tracked"), f"after {steps} training and 2 eval forwards", steps)
+    back = nn.BatchNorm2d(C, **BN2D_ARGS).double()
     back.load_state_dict(run["final"])
     back.eval()
     compare(back(x), ref(x), "nn.BatchNorm2d loaded from your state_dict", **TOL)

@@ -21,7 +21,7 @@ from course.checks.dqn_pieces import nets, td_batch, where_nets_disagree
 __all__ = ["check_dqn_update"]
 
 B, OBS_DIM, N_ACTIONS, GAMMA = 16, 4, 2, 0.9
-CALLS = (False, True, False)  # double=... of the three calls
+CALLS = ((False, False), (True, False), (False, False), (False, True))  # (double, with loss_fn) of the four calls
 STALE = 5.0  # the gradient left in q_net before each call (as by a previous backward)
 
 
@@ -40,6 +40,12 @@ def _stated_loss(q_values, actions, targets, delta=1.0):
     return F.huber_loss(q_values.gather(1, actions.unsqueeze(1)).squeeze(1), targets, delta=delta)
 
 
+def given_loss(q_values, actions, targets):
+    """The ``loss_fn`` the last call passes: mean squared TD error (not the Huber loss, so that a step
+    that ignores ``loss_fn`` differs)."""
+    return (q_values.gather(1, actions.unsqueeze(1)).squeeze(1) - targets).pow(2).mean()
+
+
 def _runs(fn, *args) -> bool:
     """Whether the student's ``fn`` gives a finite tensor on ``args``; if not, the stated one stands in."""
     try:
@@ -50,11 +56,11 @@ def _runs(fn, *args) -> bool:
 
 
 def _batches(g: torch.Generator, ref_q, ref_t, mine_t=None):
-    """The three calls' batches, drawn from ``g``; before a Double DQN call the next states are moved to
+    """The four calls' (double, with loss_fn, batch), drawn from ``g``; before a Double DQN call the next states are moved to
     where the online and target nets disagree (new target weights are drawn, for both copies, where the
     online net has come to choose one action everywhere). A generator: each batch is drawn after the
     step before it."""
-    for double in CALLS:
+    for double, custom in CALLS:
         obs = torch.randn(B, OBS_DIM, generator=g, dtype=torch.float64)
         batch = (obs, torch.randint(N_ACTIONS, (B,), generator=g), torch.randn(B, generator=g, dtype=torch.float64),
                  torch.randn(B, OBS_DIM, generator=g, dtype=torch.float64), (torch.rand(B, generator=g) < 0.3).double())
@@ -71,7 +77,7 @@ def _batches(g: torch.Generator, ref_q, ref_t, mine_t=None):
                             list(mine_t.parameters())[k].copy_(new)
                 s2, d, found = where_nets_disagree(batch[3], batch[4], ref_q, ref_t, g)
             batch = batch[:3] + (s2, d)
-        yield double, batch
+        yield double, custom, batch
 
 
 def _setup(seed: int):
@@ -93,12 +99,14 @@ def dqn_update_run(dqn_update, td_targets, double_dqn_targets, dqn_loss, *, seed
     mine_q, mine_t = copy.deepcopy(ref_q), copy.deepcopy(ref_t)
     mine_opt = torch.optim.Adam(mine_q.parameters(), lr=0.01)
     run = {"runs": runs, "calls": []}
-    for double, batch in _batches(torch.Generator().manual_seed(seed), ref_q, ref_t, mine_t):
+    for double, custom, batch in _batches(torch.Generator().manual_seed(seed), ref_q, ref_t, mine_t):
         o, a, r, s2, d = batch
         y = dbl(r, s2, d, ref_q, ref_t, GAMMA) if double else td(r, s2, d, ref_t, GAMMA)
         qv = ref_q(o)
         call = {"targets": observed(y)}
-        if runs["loss"]:
+        if custom:
+            loss = given_loss(qv, a, y)
+        elif runs["loss"]:
             leaf = qv.detach().requires_grad_()
             value = dqn_loss(leaf, a, y)
             grad, = torch.autograd.grad(value, leaf)
@@ -112,7 +120,9 @@ def dqn_update_run(dqn_update, td_targets, double_dqn_targets, dqn_loss, *, seed
         for p in mine_q.parameters():
             p.grad = torch.full_like(p, STALE)
         out = call_student(dqn_update, mine_q, mine_t, mine_opt, batch, GAMMA, double,
-                           what=f"dqn_update call {len(run['calls']) + 1} (double={double})")
+                           **({"loss_fn": given_loss} if custom else {}),
+                           what=f"dqn_update call {len(run['calls']) + 1} (double={double}"
+                                + (", loss_fn=mean squared error)" if custom else ")"))
         call.update(returned=observed(out), q=observed(list(mine_q.parameters())),
                     q_grads=observed([p.grad for p in mine_q.parameters()]),
                     target=observed(list(mine_t.parameters())), target_grads=observed([p.grad for p in mine_t.parameters()]))
@@ -132,9 +142,9 @@ def dqn_update_verdict(run: dict, *, seed: int) -> None:
     before = [p.detach().clone() for p in ref_q.parameters()]
     if len(run["calls"]) != len(CALLS):
         _fail(f"dqn_update was observed for {len(run['calls'])} of {len(CALLS)} calls.")
-    for n, ((double, batch), call) in enumerate(zip(_batches(torch.Generator().manual_seed(seed), ref_q, ref_t),
-                                                    run["calls"])):
-        what = f"dqn_update call {n + 1} (double={double})"
+    for n, ((double, custom, batch), call) in enumerate(zip(_batches(torch.Generator().manual_seed(seed), ref_q,
+                                                                      ref_t), run["calls"])):
+        what = f"dqn_update call {n + 1} (double={double}" + (", loss_fn=mean squared error)" if custom else ")")
         o, a, r, s2, d = batch
         if runs["double" if double else "td"]:
             y = call["targets"]
@@ -143,7 +153,9 @@ def dqn_update_verdict(run: dict, *, seed: int) -> None:
         else:
             y = _stated_double(r, s2, d, ref_q, ref_t, GAMMA) if double else _stated_td(r, s2, d, ref_t, GAMMA)
         qv = ref_q(o)
-        if runs["loss"]:
+        if custom:
+            loss = given_loss(qv, a, y)
+        elif runs["loss"]:
             seen = call.get("loss", {})
             compare(seen.get("q_values"), qv.detach(), f"{what}: the Q-values your dqn_loss was called on in the "
                     "expected step", **TOL)
@@ -179,6 +191,8 @@ def dqn_update_verdict(run: dict, *, seed: int) -> None:
             pr.grad is not None and torch.allclose(g, pr.grad + STALE) for g, pr in zip(call["q_grads"], params))
         if stale:
             hint = "Call optimizer.zero_grad() before loss.backward(): leftover gradients were added to yours."
+        elif custom and abs(got_loss - want_loss) > 1e-8 * (1 + abs(want_loss)):
+            hint = "This call passes loss_fn: use it instead of dqn_loss (loss_fn(q_values, actions, targets))."
         elif abs(got_loss - want_loss) > 1e-8 * (1 + abs(want_loss)):
             hint = (f"Your step's loss was {got_loss:.8g}, expected {want_loss:.8g}: "
                     + ("with double=True use double_dqn_targets (online net chooses, target net evaluates)." if double
@@ -197,7 +211,7 @@ def dqn_update_verdict(run: dict, *, seed: int) -> None:
 
 def check_dqn_update(dqn_update, td_targets, double_dqn_targets, dqn_loss, *, seed: int = 0,
                      verbose: bool = True) -> None:
-    """Three calls of dqn_update with Adam, plain and Double DQN, against the stated step with the
+    """Four calls of dqn_update with Adam, plain and Double DQN and with a given loss_fn, against the stated step with the
     same (your) target and loss functions: parameters, returned loss and mean Q."""
     __tracebackhide__ = True
     dqn_update_verdict(dqn_update_run(dqn_update, td_targets, double_dqn_targets, dqn_loss, seed=seed), seed=seed)

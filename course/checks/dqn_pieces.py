@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (TOL, _fail, _ok, call_student, compare, copy_by_shape, forbid_calls_in, observed,
+from course.checks.common import (TOL, _fail, _ok, call_student, compare, copy_by_use, forbid_calls_in, observed,
                                   observed_grads, rand64, source_of, type_name)
 
 __all__ = ["check_epsilon", "check_q_network", "check_td_targets", "check_dqn_loss", "check_target_update",
@@ -69,7 +69,7 @@ def check_epsilon(linear_epsilon, *, seed: int = 0, verbose: bool = True) -> Non
 
 # ----------------------------------------------------------------------------- Q-network
 
-Q_NETWORK_CASES = ((4, 2, None), (6, 3, (32,)), (5, 4, (16, 8, 12)))
+Q_NETWORK_CASES = ((4, 2, None), (6, 3, (32,)), (5, 4, (16, 8, 12)), (3, 5, (8, 8)))  # the last: equal widths
 
 
 def q_network_spec(obs_dim: int, n_actions: int, hidden: tuple[int, ...]) -> nn.Sequential:
@@ -96,8 +96,8 @@ def q_network_run(QNetwork, *, seed: int) -> list:
         args = (obs_dim, n_actions) if hidden is None else (obs_dim, n_actions, hidden)
         what = f"QNetwork{args}"
         net = call_student(QNetwork, *args, what=what).double()
-        copy_by_shape(_q_spec(obs_dim, n_actions, hidden, seed), net, what)
         x = _rand(7, obs_dim, seed=seed + 3, scale=2.0)
+        copy_by_use(_q_spec(obs_dim, n_actions, hidden, seed), net, (x,), what)
         runs.append(observed(call_student(net, x, what=f"{what} forward on a (7, {obs_dim}) batch")))
     return runs
 

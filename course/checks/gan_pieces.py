@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, copy_by_shape, observed,
-                                  observed_grads, rand64, type_name)
+from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, copy_by_use, observed,
+                                  observed_grads, rand64, same, type_name)
 
 __all__ = ["check_generator", "check_discriminator", "check_gan_losses", "check_conditional", "check_vae",
            "generator_spec", "discriminator_spec"]
@@ -41,18 +41,18 @@ def discriminator_spec(in_channels: int = 1) -> nn.Sequential:
 
 
 class _CondGSpec(nn.Module):
-    def __init__(self, z_dim):
+    def __init__(self, z_dim, n_classes=10):
         super().__init__()
-        self.embed, self.body = nn.Embedding(10, 16), generator_spec(z_dim + 16)
+        self.embed, self.body = nn.Embedding(n_classes, 16), generator_spec(z_dim + 16)
 
     def forward(self, z, labels):
         return self.body(torch.cat([z, self.embed(labels)], dim=1))
 
 
 class _CondDSpec(nn.Module):
-    def __init__(self):
+    def __init__(self, n_classes=10):
         super().__init__()
-        self.embed, self.body = nn.Embedding(10, 28 * 28), discriminator_spec(2)
+        self.embed, self.body = nn.Embedding(n_classes, 28 * 28), discriminator_spec(2)
 
     def forward(self, x, labels):
         return self.body(torch.cat([x, self.embed(labels).view(-1, 1, 28, 28)], dim=1)).squeeze(1)
@@ -87,7 +87,7 @@ def _randomise(m: nn.Module, seed: int) -> nn.Module:
 
 def _spec_run(mine: nn.Module, spec: nn.Module, inputs: tuple, what: str, *, seed: int) -> list:
     """The student's outputs in train then eval mode, with the stated layers' random weights copied in."""
-    copy_by_shape(_randomise(spec, seed), mine, what)
+    copy_by_use(_randomise(spec, seed), mine, inputs, what)
     outs = []
     for mode in ("train", "eval"):
         mine.train(mode == "train")
@@ -204,8 +204,8 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 def _loss_cases(seed):
     return [(_rand(7, seed=seed + 1, scale=2.0), _rand(5, seed=seed + 2, scale=2.0), "random logits"),
-            (torch.tensor([200.0, -200.0, 30.0], dtype=torch.float64),
-             torch.tensor([-200.0, 200.0, -40.0, 0.5], dtype=torch.float64), "extreme logits ±200")]
+            (torch.tensor([1000.0, -1000.0, 30.0], dtype=torch.float64),
+             torch.tensor([-1000.0, 1000.0, -40.0, 0.5], dtype=torch.float64), "extreme logits ±1000")]
 
 
 def gan_losses_run(discriminator_loss, generator_loss, *, seed: int) -> list:
@@ -271,6 +271,7 @@ def check_gan_losses(discriminator_loss, generator_loss, *, seed: int = 0, verbo
 # ----------------------------------------------------------------------------- conditional GAN
 
 LABELS = [3, 0, 9]
+FEW_CLASS_LABELS = [3, 0, 2]  # for the models built with n_classes=4
 
 
 def _label_run(model, inputs, what) -> list:
@@ -306,6 +307,12 @@ def conditional_run(CondGenerator, CondDiscriminator, *, seed: int) -> dict:
     x = _rand(3, 1, 28, 28, seed=seed + 3).tanh()
     run["D_labels"] = _label_run(D, (x,), "CondDiscriminator")
     run["D"] = _spec_run(D, _CondDSpec().double(), (x, labels), "CondDiscriminator", seed=seed + 4)
+    few = torch.tensor(FEW_CLASS_LABELS)  # CondGenerator(12, 4) and CondDiscriminator(4): n_classes is used
+    G = call_student(CondGenerator, 12, 4, what="CondGenerator(12, 4)").double()
+    run["G4"] = _spec_run(G, _CondGSpec(12, 4).double(), (_rand(3, 12, seed=seed + 5), few), "CondGenerator(12, 4)",
+                          seed=seed + 6)
+    D = call_student(CondDiscriminator, 4, what="CondDiscriminator(4)").double()
+    run["D4"] = _spec_run(D, _CondDSpec(4).double(), (x, few), "CondDiscriminator(4)", seed=seed + 7)
     return run
 
 
@@ -318,6 +325,11 @@ def conditional_verdict(run: dict, *, seed: int) -> None:
     _label_verdict(run["D_labels"], "CondDiscriminator")
     _spec_verdict(run["D"], _CondDSpec().double(), (_rand(3, 1, 28, 28, seed=seed + 3).tanh(), labels),
                   "CondDiscriminator", seed=seed + 4)
+    few = torch.tensor(FEW_CLASS_LABELS)
+    _spec_verdict(run["G4"], _CondGSpec(12, 4).double(), (_rand(3, 12, seed=seed + 5), few), "CondGenerator(12, 4)",
+                  seed=seed + 6)
+    _spec_verdict(run["D4"], _CondDSpec(4).double(), (_rand(3, 1, 28, 28, seed=seed + 3).tanh(), few),
+                  "CondDiscriminator(4)", seed=seed + 7)
 
 
 def check_conditional(CondGenerator, CondDiscriminator, *, seed: int = 0, verbose: bool = True) -> None:
@@ -335,6 +347,7 @@ def _vae_inputs(seed):
     eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed + 3), dtype=mu.dtype)
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(seed + 5), dtype=torch.float64)
     logits = _rand(3, 1, 28, 28, seed=seed + 6, scale=2.0)
+    logits[0, 0, 0, :4] = torch.tensor([1000.0, -1000.0, 60.0, -60.0])  # log(sigmoid(s)) is -inf at ±1000
     mu2, logvar2 = _rand(3, 5, seed=seed + 7), _rand(3, 5, seed=seed + 8, scale=0.5)
     return mu, logvar, eps, _rand(6, 4, seed=seed + 4), (logits, x, mu2, logvar2)
 
@@ -352,6 +365,11 @@ def vae_verdict(run: dict, *, seed: int) -> None:
     __tracebackhide__ = True
     mu, logvar, eps, up, (logits, x, mu2, logvar2) = _vae_inputs(seed)
     got, want = run["z"], mu + torch.exp(0.5 * logvar) * eps
+    # ε drawn as the docstring words it, torch.randn(mu.shape, generator=...), is float32 (then promoted),
+    # and torch draws other numbers in float32 than in float64: both are right.
+    eps32 = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed + 3)).to(mu.dtype)
+    if same(got, mu + torch.exp(0.5 * logvar) * eps32):
+        eps, want = eps32, mu + torch.exp(0.5 * logvar) * eps32
     hint = ""
     if torch.is_tensor(got) and got.shape == want.shape and got.dtype == want.dtype:
         if torch.allclose(got, mu + torch.exp(logvar) * eps):

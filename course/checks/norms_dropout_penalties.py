@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, forbid_calls_in, observed, rand64,
-                                  source_of)
+from course.checks.common import (TOL, _fail, _ok, absent, call_student, compare, compare_with_grads, forbid_calls_in,
+                                  observed, rand64, run_with_grads, source_of)
 
 __all__ = ["check_layer_norm", "check_instance_norm", "check_group_norm", "check_dropout", "check_penalties"]
 
@@ -22,97 +22,116 @@ _rand = rand64
 # ----------------------------------------------------------------------------- other norms
 
 LAYER_NORM_SHAPES = [(5,), (3, 5)]
+BIG_EPS = 0.5  # one case of each norm uses it: an eps hard-coded to 1e-5 changes the output by ~10%
+NORM_HINT = "Statistics over the last len(normalized_shape) dims of each sample, biased variance, the eps you are given."
 
 
 def _layer_norm_cases(seed):
-    """(x, normalized_shape, weight, bias, description) for each case."""
+    """(x, normalized_shape, weight, bias, eps, description) for each case; x is (4, 3, 5)."""
     x = _rand(4, 3, 5, seed=seed, scale=2, shift=1)
     for shape in LAYER_NORM_SHAPES:
         w, b = _rand(*shape, seed=seed + 1, shift=1), _rand(*shape, seed=seed + 2)
-        for args in ((w, b), (None, None)):
-            yield x, shape, *args, (f"layer_norm(x of shape {tuple(x.shape)}, normalized_shape={shape}"
-                                    + (", weight, bias)" if args[0] is not None else ")"))
+        for args, eps in (((w, b), 1e-5), ((None, None), 1e-5), ((w, None), BIG_EPS)):
+            yield x, shape, *args, eps, (f"layer_norm(x of shape {tuple(x.shape)}, normalized_shape={shape}"
+                                         + (", weight" if args[0] is not None else "")
+                                         + (", bias" if args[1] is not None else "") + f", eps={eps:g})")
+
+
+def _up(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The upstream gradient the norms' outputs are weighted by: (y·up).sum() is backpropagated."""
+    return _rand(*x.shape, seed=seed + 7)
 
 
 def layer_norm_run(layer_norm, *, seed: int) -> dict:
     return {"source": source_of(layer_norm),
-            "y": [observed(call_student(layer_norm, x, shape, w, b, 1e-5, what=what))
-                  for x, shape, w, b, what in _layer_norm_cases(seed)]}
+            "y": [run_with_grads(layer_norm, x, shape, w, b, eps, up=_up(x, seed), what=what)
+                  for x, shape, w, b, eps, what in _layer_norm_cases(seed)]}
 
 
 def layer_norm_verdict(run: dict, *, seed: int) -> None:
     __tracebackhide__ = True
     forbid_calls_in(run["source"], ["F.layer_norm", "torch.layer_norm"], "layer_norm")
-    for (x, shape, w, b, what), got in zip(_layer_norm_cases(seed), run["y"], strict=True):
-        compare(got, F.layer_norm(x, shape, w, b, 1e-5), what, **TOL,
-                hint="Statistics over the last len(normalized_shape) dims of each sample, biased variance.")
+    for (x, shape, w, b, eps, what), got in zip(_layer_norm_cases(seed), run["y"], strict=True):
+        compare_with_grads(got, F.layer_norm, x, shape, w, b, eps, up=_up(x, seed), what=what,
+                           names=["x", "weight", "bias"][:1 + (w is not None) + (b is not None)], hint=NORM_HINT, **TOL)
 
 
 def check_layer_norm(layer_norm, *, seed: int = 0, verbose: bool = True) -> None:
     __tracebackhide__ = True
     layer_norm_verdict(layer_norm_run(layer_norm, seed=seed), seed=seed)
     if verbose:
-        _ok("layer_norm matches F.layer_norm.")
+        _ok("layer_norm matches F.layer_norm, values and gradients, with and without weight and bias, any eps.")
 
 
-def _instance_norm_inputs(seed):
-    return _rand(3, 4, 5, 5, seed=seed, scale=2, shift=1), _rand(4, seed=seed + 1, shift=1), _rand(4, seed=seed + 2)
+def _instance_norm_cases(seed):
+    """(x, weight, bias, eps): x is (3, 4, 5, 6)."""
+    x, w, b = _rand(3, 4, 5, 6, seed=seed, scale=2, shift=1), _rand(4, seed=seed + 1, shift=1), _rand(4, seed=seed + 2)
+    return [(x, w, b, 1e-5), (x, None, None, 1e-5), (x, None, b, BIG_EPS)]
 
 
 def instance_norm_run(instance_norm, *, seed: int) -> dict:
-    x, w, b = _instance_norm_inputs(seed)
     return {"source": source_of(instance_norm),
-            "y": [observed(call_student(instance_norm, x, *args, 1e-5, what="instance_norm"))
-                  for args in ((w, b), (None, None))]}
+            "y": [run_with_grads(instance_norm, x, w, b, eps, up=_up(x, seed), what=f"instance_norm (eps={eps:g})")
+                  for x, w, b, eps in _instance_norm_cases(seed)]}
 
 
 def instance_norm_verdict(run: dict, *, seed: int) -> None:
     __tracebackhide__ = True
     forbid_calls_in(run["source"], ["F.instance_norm", "torch.instance_norm"], "instance_norm")
-    x, w, b = _instance_norm_inputs(seed)
-    for (weight, bias), got in zip(((w, b), (None, None)), run["y"], strict=True):
-        compare(got, F.instance_norm(x, weight=weight, bias=bias, eps=1e-5), "instance_norm", **TOL,
-                hint="Statistics over (H, W) separately for every sample and channel; γ and β are per channel.")
+    for (x, w, b, eps), got in zip(_instance_norm_cases(seed), run["y"], strict=True):
+        compare_with_grads(got, lambda x, w, b, eps: F.instance_norm(x, weight=w, bias=b, eps=eps), x, w, b, eps,
+                           up=_up(x, seed), what=f"instance_norm (eps={eps:g})",
+                           names=["x"] + ["weight"] * (w is not None) + ["bias"] * (b is not None),
+                           hint="Statistics over (H, W) separately for every sample and channel; γ and β are per "
+                                "channel; use the eps you are given.", **TOL)
 
 
 def check_instance_norm(instance_norm, *, seed: int = 0, verbose: bool = True) -> None:
     __tracebackhide__ = True
     instance_norm_verdict(instance_norm_run(instance_norm, seed=seed), seed=seed)
     if verbose:
-        _ok("instance_norm matches F.instance_norm.")
+        _ok("instance_norm matches F.instance_norm, values and gradients.")
 
 
 GROUPS = (1, 2, 3, 6)
 
 
 def _group_norm_inputs(seed):
-    x = _rand(2, 6, 4, 4, seed=seed, scale=2, shift=1)
+    x = _rand(2, 6, 4, 5, seed=seed, scale=2, shift=1)
     x[:, ::2] *= 4  # even channels larger, so the channel-to-group assignment matters
     return x, _rand(6, seed=seed + 1, shift=1), _rand(6, seed=seed + 2)
 
 
-def group_norm_run(group_norm, *, seed: int) -> dict:
+def _group_norm_cases(seed):
+    """(num_groups, weight, bias, eps) for each case."""
     x, w, b = _group_norm_inputs(seed)
+    return x, [(G, w, b, 1e-5) for G in GROUPS] + [(3, None, None, BIG_EPS)]
+
+
+def group_norm_run(group_norm, *, seed: int) -> dict:
+    x, cases = _group_norm_cases(seed)
     return {"source": source_of(group_norm),
-            "y": [observed(call_student(group_norm, x, G, w, b, 1e-5, what=f"group_norm(x, num_groups={G})"))
-                  for G in GROUPS]}
+            "y": [run_with_grads(group_norm, x, G, w, b, eps, up=_up(x, seed),
+                                 what=f"group_norm(x, num_groups={G}, eps={eps:g})") for G, w, b, eps in cases]}
 
 
 def group_norm_verdict(run: dict, *, seed: int) -> None:
     __tracebackhide__ = True
     forbid_calls_in(run["source"], ["F.group_norm", "torch.group_norm"], "group_norm")
-    x, w, b = _group_norm_inputs(seed)
-    for G, got in zip(GROUPS, run["y"], strict=True):
-        compare(got, F.group_norm(x, G, w, b, 1e-5), f"group_norm(x of shape (2, 6, 4, 4), num_groups={G})", **TOL,
-                hint="Groups are consecutive channels: reshape to (N, G, C // G, H, W) and take statistics over "
-                     "the last three dims; γ and β stay per channel.")
+    x, cases = _group_norm_cases(seed)
+    for (G, w, b, eps), got in zip(cases, run["y"], strict=True):
+        compare_with_grads(got, F.group_norm, x, G, w, b, eps, up=_up(x, seed),
+                           what=f"group_norm(x of shape (2, 6, 4, 5), num_groups={G}, eps={eps:g})",
+                           names=["x"] + ["weight", "bias"] * (w is not None), **TOL,
+                           hint="Groups are consecutive channels: reshape to (N, G, C // G, H, W) and take "
+                                "statistics over the last three dims; γ and β stay per channel.")
 
 
 def check_group_norm(group_norm, *, seed: int = 0, verbose: bool = True) -> None:
     __tracebackhide__ = True
     group_norm_verdict(group_norm_run(group_norm, seed=seed), seed=seed)
     if verbose:
-        _ok("group_norm matches F.group_norm for 1, 2, 3 and 6 groups.")
+        _ok("group_norm matches F.group_norm for 1, 2, 3 and 6 groups, values and gradients.")
 
 
 # ----------------------------------------------------------------------------- dropout
@@ -184,8 +203,13 @@ def check_dropout(dropout, *, seed: int = 0, verbose: bool = True) -> None:
 # ----------------------------------------------------------------------------- penalties
 
 def _penalty_model(seed: int) -> nn.Module:
+    """A conv, a norm layer (its weight is a *.weight too) and a linear layer, every parameter random."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(12, 4)).double()
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.GroupNorm(1, 3), nn.Flatten(), nn.Linear(12, 4)).double()
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.5, 0.5)
+    return model
 
 
 def _penalty_batch(seed: int):
@@ -230,8 +254,14 @@ def penalties_verdict(run: dict, *, seed: int, lam: float) -> None:
                   "backpropagated); sum tensors, do not call .item().")
         if got.dtype != want.dtype or not torch.allclose(got, want):
             hint = ""
+            matrices = [w for w in weights if w.dim() > 1]
+            no_norms = sum(w.abs().sum() for w in matrices) if name == "l1_penalty" else \
+                0.5 * sum((w ** 2).sum() for w in matrices)
             if got.dtype == want.dtype and torch.allclose(got, alt):
                 hint = " You included the biases; penalise only parameters named *.weight."
+            elif got.dtype == want.dtype and torch.allclose(got, no_norms.detach()):
+                hint = (" You left out the norm layer's weight; the spec penalises every parameter named *.weight, "
+                        "whatever its layer.")
             elif name == "l2_penalty" and got.dtype == want.dtype and torch.allclose(got, 2 * want):
                 hint = " Use ½·Σw², so that the gradient of λ·l2_penalty is λw, which is what weight_decay adds."
             _fail(f"{name}(model) = {got.double().item():.6g}, expected {want.item():.6g}.{hint}")
