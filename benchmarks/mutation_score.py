@@ -12,15 +12,22 @@ listed in tests/equivalent_mutants.md (a reviewed file: DAY, the line before and
 changes nothing a docstring promises) counts as equivalent, not as a miss. Not part of `make test`:
 it takes as long as it takes (a few seconds per mutant; DAYs run in parallel with --jobs).
 
-    python benchmarks/mutation_score.py [--days day6_dqn ...] [--jobs 2] [--keep DIR]
+    python benchmarks/mutation_score.py [--days day6_dqn ...] [--jobs 2] [--keep DIR] [--recheck OLD]
     make mutation
+
+``--recheck OLD`` (a folder an earlier run kept with --keep) reruns only that run's survivors against
+the checks as they are now, and scores them with the earlier run's killed mutants: the way to measure
+"after" once the checks were strengthened, in minutes instead of hours. It refuses a DAY whose solution
+regions changed since (the mutants' positions would no longer be valid); run that DAY in full.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -66,9 +73,18 @@ def exercise_of_line(source: str, exercises: dict[str, list[str]]) -> dict[int, 
 
 
 def exercises_of(day: str) -> dict[str, list[str]]:
-    """grade_id -> the reference's object names it checks (tests/test_<day>.py's EXERCISES)."""
-    module = __import__(f"tests.test_{day}", fromlist=["EXERCISES"])
-    return {gid: list(entry[2]) for gid, entry in module.EXERCISES.items()}
+    """grade_id -> the reference's object names its solution cell includes: the ``# include:`` line
+    under each ``# %% tags=["solution:<grade_id>"]`` of solutions/<day>/notebook.py."""
+    found, gid = {}, None
+    for line in (REPO / "solutions" / day / "notebook.py").read_text(encoding="utf-8").splitlines():
+        tag = re.match(r'# %% tags=\["solution:([\w-]+)"\]', line)
+        if tag:
+            gid = tag.group(1)
+        elif gid and line.startswith("# include:"):
+            found.setdefault(gid, []).extend(n.strip() for n in line.split(":", 1)[1].split(",") if n.strip())
+        elif not line.startswith("#"):
+            gid = None
+    return found
 
 
 def equivalent_mutants() -> set[tuple[str, str, str]]:
@@ -110,6 +126,28 @@ def prepare(day: str, root: Path) -> tuple[Path, Path]:
     bin_dir = Path(sys.executable).parent
     for cmd in ([bin_dir / "cosmic-ray", "init", config, session], [bin_dir / "cr-filter-lines", "--config", config, session]):
         subprocess.run([str(c) for c in cmd], cwd=root, check=True, capture_output=True, text=True, env=_env(root))
+    return config, session
+
+
+def reuse(day: str, root: Path, old: Path) -> tuple[Path, Path]:
+    """A fresh copy of the course under ``root`` whose session is ``old``'s, its survivors' results
+    removed so that ``cosmic-ray exec`` runs them again; refused if the solution regions changed."""
+    for name in COPIED:
+        src = REPO / name
+        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
+         else shutil.copy(src, root / name))
+    module = f"solutions/{day}/reference.py"
+    now, then = ((base / module).read_text(encoding="utf-8").splitlines() for base in (root, old / day))
+    ranges = solution_lines("\n".join(now))
+    if len(now) != len(then) or ranges != solution_lines("\n".join(then)) or \
+            any(now[a - 1:b] != then[a - 1:b] for a, b in ranges):
+        raise SystemExit(f"{module} changed inside or before its solution regions since {old}; the earlier "
+                         f"mutants do not apply to it. Run {day} in full (without --recheck).")
+    config, session = root / "cosmic-ray.toml", root / "session.sqlite"
+    shutil.copy(old / day / "cosmic-ray.toml", config)  # its paths are relative to the copy
+    shutil.copy(old / day / "session.sqlite", session)
+    with sqlite3.connect(session) as db:
+        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
     return config, session
 
 
@@ -168,6 +206,8 @@ def main() -> int:
     p.add_argument("--days", nargs="*", default=None, help="assignment ids (default: every DAY)")
     p.add_argument("--jobs", type=int, default=2, help="DAYs mutated at the same time (each in its own copy)")
     p.add_argument("--keep", type=Path, default=None, help="keep the copies and sessions in this folder")
+    p.add_argument("--recheck", type=Path, default=None, metavar="OLD",
+                   help="rerun only the survivors of an earlier --keep folder against the checks as they are now")
     args = p.parse_args()
     days = args.days or list(assignments())
     unknown = [d for d in days if d not in assignments()]
@@ -179,9 +219,13 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     sessions = {}
+    if args.recheck is not None:
+        missing = [d for d in days if not (args.recheck / d / "session.sqlite").exists()]
+        if missing:
+            p.error(f"{args.recheck} holds no kept session for {', '.join(missing)}; give a folder of --keep")
     for day in tqdm(days, desc="preparing", unit="DAY"):
         (work / day).mkdir(exist_ok=True)
-        sessions[day] = prepare(day, work / day)
+        sessions[day] = prepare(day, work / day) if args.recheck is None else reuse(day, work / day, args.recheck)
     failures: dict[str, str] = {}
     queue = list(days)
     running: list[threading.Thread] = []

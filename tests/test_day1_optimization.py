@@ -66,6 +66,19 @@ OPTIMIZER_MUTANTS = [
     ("adam", "only the first moment corrected", [("v_hat = v / (1 - beta2 ** t)", "v_hat = v")], "second moment"),
     ("adam", "eps inside the sqrt", [('v_hat.sqrt().add_(group["eps"])', '(v_hat + group["eps"]).sqrt()')],
      "tiny ones"),
+    # The escape classes of issue 32: hyper-parameters given but ignored (the hidden tests use others
+    # than the defaults), a step counter kept once for all parameters, and cosmic-ray's 1 % β2, equal
+    # to 1 − β2 for every β2 ≥ 0.5 (the hidden test's second group has β2 = 0.4).
+    ("adam", "betas ignored (the defaults used)", [('beta1, beta2 = group["betas"]', 'beta1, beta2 = 0.9, 0.999')], None),
+    ("adam", "eps ignored", [('v_hat.sqrt().add_(group["eps"])', 'v_hat.sqrt().add_(1e-8)')], None),
+    ("adam", "one step counter for all parameters",
+     [('state["step"] += 1\n                t, m, v = state["step"], state["m"], state["v"]',
+       'self.t = getattr(self, "t", 0) + 1\n                t, m, v = self.t, state["m"], state["v"]')], "step 1"),
+    ("adam", "1 % β2 instead of 1 − β2", [("value=1 - beta2)", "value=1 % beta2)")], None),
+    ("rmsprop", "alpha ignored", [('r.mul_(group["alpha"]).addcmul_(p.grad, p.grad, value=1 - group["alpha"])',
+                                   "r.mul_(0.99).addcmul_(p.grad, p.grad, value=0.01)")], None),
+    ("adagrad", "eps ignored", [('r.sqrt().add_(group["eps"])', "r.sqrt().add_(1e-10)")], None),
+    ("momentum", "momentum ignored", [('v.mul_(group["momentum"])', "v.mul_(0.9)")], None),
     ("adam", "bias correction off by one step",
      [("beta1 ** t)", "beta1 ** (t + 1))"), ("beta2 ** t)", "beta2 ** (t + 1))")], "first update"),
 ]

@@ -133,6 +133,28 @@ MUTANTS = [
      [("nn.Linear(2 * w * 7 * 7, 128)", "nn.Linear(2 * w * 28 * 28, 128)")], "mat1 and mat2"),
     ("simple_cnn", "final layer has a fixed 10 outputs", "SimpleCNN",
      [("nn.Linear(128, num_classes)", "nn.Linear(128, 10)")], "num_classes=3"),
+    # The escape classes of issue 32: a constructor argument stored but ignored, an optional argument
+    # (bias=False) ignored, a class count hard-coded where the spec takes it.
+    ("conv2d_module", "stride ignored in forward", "Conv2d",
+     [("return conv2d(x, self.weight, self.bias, self.stride, self.padding)",
+       "return conv2d(x, self.weight, self.bias, 1, self.padding)")], "stride=2"),
+    ("conv2d_module", "bias=False ignored", "Conv2d",
+     [("uniform_(-bound, bound)) if bias else None", "uniform_(-bound, bound))")], "bias=False"),
+    ("pooling", "max_pool2d's stride ignored", "max_pool2d",
+     [("cols = F.unfold(x.reshape(N * C, 1, H, W), (kh, kw), stride=(sh, sw))  # (N·C, K·K, L)",
+       "cols = F.unfold(x.reshape(N * C, 1, H, W), (kh, kw), stride=(kh, kw))"),
+      ("conv_output_size(H, kh, sh), conv_output_size(W, kw, sw))", "conv_output_size(H, kh, kh), conv_output_size(W, kw, kw))")],
+     "stride=2"),
+    ("depthwise_separable", "padding ignored", "DepthwiseSeparableConv",
+     [("self.depthwise = nn.Conv2d(in_ch, in_ch, kernel_size, stride, padding,",
+       "self.depthwise = nn.Conv2d(in_ch, in_ch, kernel_size, stride, 0,")], "padding=1"),
+    ("simple_cnn", "num_classes hard-coded to 10", "SimpleCNN", [("nn.Linear(128, num_classes))", "nn.Linear(128, 10))")],
+     "num_classes=3"),
+    ("simple_cnn", "width ignored", "SimpleCNN", [("        w = width\n", "        w = 16\n")], "width=8"),
+    ("transfer", "replace_head's num_classes hard-coded to 10", "replace_head",
+     [("new = nn.Linear(old.in_features, num_classes,", "new = nn.Linear(old.in_features, 10,")], "replace_head"),
+    ("transfer", "new head in the default dtype", "replace_head",
+     [("device=old.weight.device, dtype=old.weight.dtype)", "device=old.weight.device)")], "dtype"),
     ("transfer", "freeze only the top-level parameters", "freeze",
      [("module.parameters()", "module.parameters(recurse=False)")], "nested"),
     ("transfer", "freeze returns nothing", "freeze", [("    return module\n", "")], "return the model"),
@@ -249,11 +271,12 @@ class _DenseVariant(nn.Module):
 class _LeNetish(nn.Module):
     """A different but working architecture: LeNet-5-like with ReLU, strided second conv."""
 
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, width=16):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                                 nn.Conv2d(32, 64, 5, padding=2, stride=2), nn.ReLU(),
-                                 nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Linear(256, num_classes))
+        w = 2 * width  # its own use of the width
+        self.net = nn.Sequential(nn.Conv2d(1, w, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(w, 2 * w, 5, padding=2, stride=2), nn.ReLU(),
+                                 nn.Flatten(), nn.Linear(2 * w * 7 * 7, 256), nn.ReLU(), nn.Linear(256, num_classes))
 
     def forward(self, x):
         return self.net(x)

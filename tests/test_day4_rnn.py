@@ -5,6 +5,7 @@ import math
 import types
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from solutions.day4_rnn import hidden
@@ -93,6 +94,27 @@ MUTANTS = [
     ("positional_encoding", "frequency from i instead of 2i", "positional_encoding",
      [("-torch.arange(0, D, 2, dtype=torch.float64) / D", "-torch.arange(0, D // 2 + D % 2, dtype=torch.float64) / D")],
      "share the frequency"),
+    # The escape classes of issue 32: optional arguments and edge shapes (h0=None with D ≠ H, a causal
+    # mask with S ≠ L, both attention masks at once, a cell class given), a generator of parameters read
+    # twice, the 1e-6 of the clipping factor, a float where a 0-dim tensor is promised.
+    ("rnn_cell", "unroll: h0=None as zeros of the input width", "unroll",
+     [("h, outputs = h0, []", "h, outputs = (xs.new_zeros(xs.shape[1], xs.shape[2]) if h0 is None else h0), []")],
+     "h0=None"),
+    ("attention", "causal mask built L × L", "scaled_dot_product_attention",
+     [("~torch.ones(L, S, dtype=torch.bool, device=q.device).tril()",
+       "~torch.ones(L, L, dtype=torch.bool, device=q.device).tril()[:, :S]")], "S ≠ L"),
+    ("attention", "causal mask built S × S", "scaled_dot_product_attention", [("L, S = scores.shape[-2:]",
+                                                                            "L = S = scores.shape[-1]")], "S ≠ L"),
+    ("multi_head_attention", "attn_mask replaces key_padding_mask", "MultiHeadAttention",
+     [("allowed = allowed & ~attn_mask", "allowed = ~attn_mask.expand(N, 1, L, S)")], "both apply"),
+    ("bidirectional", "BiLSTM ignores its cell argument", "BiLSTM", [("cell = cell or LSTMCell", "cell = LSTMCell")],
+     "from `cell`"),
+    ("grad_clipping", "parameters looped over twice (a generator is then empty)", "clip_grad_norm",
+     [("for g in grads:\n        g.mul_(coef)", "for p in parameters:\n        if p.grad is not None:\n            p.grad.mul_(coef)")],
+     "generator"),
+    ("grad_clipping", "clipping factor without the 1e-6", "clip_grad_norm",
+     [("coef = torch.clamp(max_norm / (total + 1e-6)", "coef = torch.clamp(max_norm / total")], "gradient 0 of"),
+    ("grad_clipping", "returns a float", "clip_grad_norm", [("    return total\n", "    return total.item()\n")], "0-dim tensor"),
     ("seq2seq", "greedy decode always feeds <bos>", "greedy_decode", [("        y = logits.argmax(dim=-1)\n        tokens.append(y)",
                                                                        "        tokens.append(logits.argmax(dim=-1))")],
      "feed back"),
@@ -276,7 +298,194 @@ def _greedy_variant(encoder, decoder, src, max_len):
     return tokens, attn
 
 
+class _RNNCellOwn(nn.Module):
+    """Its own module, biases declared first, F.linear."""
+
+    def __init__(self, input_size, hidden_size, nonlinearity="tanh"):
+        super().__init__()
+        k = hidden_size ** -0.5
+        self.bias_hh, self.bias_ih = (nn.Parameter(torch.empty(hidden_size).uniform_(-k, k)) for _ in range(2))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-k, k))
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size).uniform_(-k, k))
+        self.hidden_size, self.act = hidden_size, torch.tanh if nonlinearity == "tanh" else torch.relu
+
+    def forward(self, x, h=None):
+        if h is None:
+            h = torch.zeros(len(x), self.hidden_size, dtype=x.dtype, device=x.device)
+        return self.act(F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh))
+
+
+def _unroll_preallocated(cell, xs, h0=None):
+    h = cell(xs[0], h0)
+    out = xs.new_empty(len(xs), *h.shape)
+    out[0] = h
+    for t in range(1, len(xs)):
+        h = out[t] = cell(xs[t], h)
+    return out, h
+
+
+def _unroll_unbind(cell, xs, h0=None):
+    states = []
+    for x in torch.unbind(xs, dim=0):
+        states.append(cell(x, states[-1] if states else h0))
+    return torch.stack(states), states[-1]
+
+
+class _LSTMSlices(nn.Module):
+    """One F.linear per gate, on slices of torch's stacked weights."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        k, H = hidden_size ** -0.5, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, input_size).uniform_(-k, k))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H).uniform_(-k, k))
+        self.bias_ih, self.bias_hh = nn.Parameter(torch.zeros(4 * H)), nn.Parameter(torch.zeros(4 * H))
+        self.hidden_size = H
+
+    def forward(self, x, state=None):
+        H = self.hidden_size
+        h, c = (torch.zeros(x.shape[0], H, dtype=x.dtype),) * 2 if state is None else state
+        gate = lambda k: (F.linear(x, self.weight_ih[k * H:(k + 1) * H], self.bias_ih[k * H:(k + 1) * H])  # noqa: E731
+                          + F.linear(h, self.weight_hh[k * H:(k + 1) * H], self.bias_hh[k * H:(k + 1) * H]))
+        c = torch.sigmoid(gate(1)) * c + torch.sigmoid(gate(0)) * torch.tanh(gate(2))
+        return torch.sigmoid(gate(3)) * torch.tanh(c), c
+
+
+class _LSTMSplit(ref.LSTMCell):
+    def forward(self, x, state=None):
+        if state is None:
+            state = (x.new_zeros(x.shape[0], self.hidden_size), x.new_zeros(x.shape[0], self.hidden_size))
+        gates = torch.addmm(self.bias_ih + self.bias_hh, x, self.weight_ih.T) + state[0] @ self.weight_hh.T
+        i, f, g, o = gates.split(self.hidden_size, dim=-1)
+        c = torch.addcmul(f.sigmoid() * state[1], i.sigmoid(), g.tanh())
+        return o.sigmoid() * c.tanh(), c
+
+
+class _GRUSplit(ref.GRUCell):
+    def forward(self, x, h=None):
+        h = torch.zeros(x.size(0), self.hidden_size, dtype=x.dtype) if h is None else h
+        x_r, x_z, x_n = F.linear(x, self.weight_ih, self.bias_ih).split(self.hidden_size, 1)
+        h_r, h_z, h_n = F.linear(h, self.weight_hh, self.bias_hh).split(self.hidden_size, 1)
+        z = torch.sigmoid(x_z + h_z)
+        return torch.lerp(torch.tanh(x_n + torch.sigmoid(x_r + h_r) * h_n), h, z)
+
+
+class _GRUOwn(nn.Module):
+    """Its own module, the hidden-side weights declared first."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        k, H = hidden_size ** -0.5, hidden_size
+        self.weight_hh, self.bias_hh = nn.Parameter(torch.rand(3 * H, H) * 2 * k - k), nn.Parameter(torch.zeros(3 * H))
+        self.weight_ih, self.bias_ih = nn.Parameter(torch.rand(3 * H, input_size) * 2 * k - k), nn.Parameter(torch.zeros(3 * H))
+        self.H = H
+
+    def forward(self, x, h=None):
+        if h is None:
+            h = x.new_zeros(len(x), self.H)
+        gi, gh = x @ self.weight_ih.T + self.bias_ih, h @ self.weight_hh.T + self.bias_hh
+        r, z = torch.sigmoid(gi[:, :2 * self.H] + gh[:, :2 * self.H]).chunk(2, 1)
+        n = torch.tanh(gi[:, 2 * self.H:] + r * gh[:, 2 * self.H:])
+        return (1 - z) * n + z * h
+
+
+class _BiReversed(nn.Module):
+    """Its own module; the cell class under another name; reversed() and a flip of the stacked outputs."""
+
+    def __init__(self, input_size, hidden_size, cell=None):
+        super().__init__()
+        make = ref.LSTMCell if cell is None else cell
+        self.fwd, self.bwd = make(input_size, hidden_size), make(input_size, hidden_size)
+
+    def forward(self, xs):
+        def run(cell, seq):
+            state, hs = None, []
+            for x in seq:
+                state = cell(x, state)
+                hs.append(state[0])
+            return torch.stack(hs)
+        return torch.cat([run(self.fwd, xs), run(self.bwd, reversed(xs)).flip(0)], dim=2)
+
+
+def _clip_list_first(parameters, max_norm):
+    params = list(parameters)  # a generator can be read once: make it a list, then loop as often as needed
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.stack([(g ** 2).sum() for g in grads]).sum().sqrt()
+    coef = min(1.0, max_norm / (total.item() + 1e-6))
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(coef)
+    return total
+
+
+def _clip_foreach(parameters, max_norm):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0).item())
+    return total
+
+
+def _sdpa_masked_fill(q, k, v, mask=None, is_causal=False):
+    L, S = q.shape[-2], k.shape[-2]
+    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if is_causal:
+        scores = scores.masked_fill(torch.ones(L, S, dtype=torch.bool).triu(diagonal=1), float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(mask.logical_not(), float("-inf"))
+    weights = F.softmax(scores, dim=-1)
+    return torch.matmul(weights, v), weights
+
+
+class _AdditiveOwnNames(ref.AdditiveAttention):
+    def forward(self, query, keys, values, mask=None):
+        energy = torch.tanh(self.W_k(keys) + self.W_q(query).unsqueeze(1))
+        scores = self.v(energy)[..., 0]
+        if mask is not None:
+            scores = torch.where(mask, scores, torch.full_like(scores, -math.inf))
+        weights = scores.softmax(-1)
+        return torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights
+
+
+class _MHAEinsum(ref.MultiHeadAttention):
+    """All heads at once with einsum; one mask of what may not be attended, built with |."""
+
+    def forward(self, query, key, value, key_padding_mask=None, attn_mask=None):
+        N, L, E = query.shape
+        S, H = key.shape[1], self.num_heads
+        q = self.q_proj(query).view(N, L, H, -1)
+        k, v = self.k_proj(key).view(N, S, H, -1), self.v_proj(value).view(N, S, H, -1)
+        scores = torch.einsum("nlhd,nshd->nhls", q, k) / math.sqrt(E // H)
+        blocked = torch.zeros(N, 1, L, S, dtype=torch.bool)
+        if key_padding_mask is not None:
+            blocked = blocked | key_padding_mask.view(N, 1, 1, S)
+        if attn_mask is not None:
+            blocked = blocked | attn_mask
+        w = scores.masked_fill(blocked, -math.inf).softmax(-1)
+        return self.out_proj(torch.einsum("nhls,nshd->nlhd", w, v).reshape(N, L, E)), w.mean(1)
+
+
+def _pe_outer(T, D):
+    angles = torch.outer(torch.arange(T, dtype=torch.float64),
+                         10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D))
+    pe = torch.zeros(T, D, dtype=torch.float64)
+    pe[:, 0::2], pe[:, 1::2] = angles.sin(), angles[:, : D // 2].cos()
+    return pe.float()
+
+
 VARIANTS = [
+    ("rnn_cell", {"RNNCell": _RNNCellOwn, "unroll": _unroll_preallocated}),
+    ("rnn_cell", {"RNNCell": _RNNCellVariant, "unroll": _unroll_unbind}),
+    ("lstm_cell", {"LSTMCell": _LSTMSlices}),
+    ("lstm_cell", {"LSTMCell": _LSTMSplit}),
+    ("gru_cell", {"GRUCell": _GRUSplit}),
+    ("gru_cell", {"GRUCell": _GRUOwn}),
+    ("bidirectional", {"BiLSTM": _BiReversed}),
+    ("grad_clipping", {"clip_grad_norm": _clip_list_first}),
+    ("grad_clipping", {"clip_grad_norm": _clip_foreach}),
+    ("attention", {"scaled_dot_product_attention": _sdpa_masked_fill, "AdditiveAttention": _AdditiveOwnNames}),
+    ("attention", {"scaled_dot_product_attention": _sdpa_variant, "AdditiveAttention": _AdditiveOwnNames}),
+    ("multi_head_attention", {"MultiHeadAttention": _MHAEinsum}),
+    ("positional_encoding", {"positional_encoding": _pe_outer}),
     ("rnn_cell", {"RNNCell": _RNNCellVariant, "unroll": _unroll_variant}),
     ("bptt", {"rnn_bptt": _bptt_variant}),
     ("lstm_cell", {"LSTMCell": _LSTMVariant}),

@@ -19,7 +19,11 @@ _rand = rand64
 
 # ----------------------------------------------------------------------------- attention
 
-SDPA_CASES = (({}, "no mask"), ({"mask": True}, "a boolean mask"), ({"is_causal": True}, "is_causal=True"))
+SDPA_CASES = (({}, "no mask"), ({"mask": True}, "a boolean mask"),
+              ({"is_causal": True, "square": True}, "is_causal=True"), ({"is_causal": True}, "is_causal=True and S ≠ L"),
+              ({"mask": True, "is_causal": True}, "a boolean mask and is_causal=True (both apply)"),
+              ({"is_causal": True, "flat": True}, "is_causal=True on 3-D inputs (B, L, d)"))
+L_SDPA = 5  # queries; the keys are 7, or 5 in the "square" case
 ADDITIVE = dict(Dq=6, Dk=5, Dv=3, Hd=7, N=4, S=9)
 
 
@@ -31,8 +35,15 @@ def _sdpa_inputs(seed):
 
 
 def _sdpa_args(kwargs, k, v, mask):
-    kk, vv = (k[:, :, :5], v[:, :, :5]) if "is_causal" in kwargs else (k, v)
-    return kk, vv, ({"mask": mask} if "mask" in kwargs else dict(kwargs))
+    """The keys, values and keyword arguments of one case, and the boolean mask of what may be attended."""
+    kk, vv = (k[:, :, :L_SDPA], v[:, :, :L_SDPA]) if kwargs.get("square") else (k, v)
+    kk, vv = (kk[0], vv[0]) if kwargs.get("flat") else (kk, vv)  # q is cut to q[0] by the caller
+    args = {"mask": mask[..., :kk.shape[-2]]} if "mask" in kwargs else {}
+    allowed = args["mask"] if "mask" in kwargs else torch.ones(L_SDPA, kk.shape[-2], dtype=torch.bool)
+    if kwargs.get("is_causal"):
+        args["is_causal"] = True
+        allowed = allowed & torch.ones(L_SDPA, kk.shape[-2], dtype=torch.bool).tril()  # key j ≤ query i, as torch
+    return kk, vv, args, allowed
 
 
 def _additive_inputs(seed):
@@ -49,8 +60,9 @@ def attention_run(scaled_dot_product_attention, AdditiveAttention, *, seed: int)
     q, k, v, mask = _sdpa_inputs(seed)
     run = {"source": source_of(scaled_dot_product_attention), "sdpa": []}
     for kwargs, desc in SDPA_CASES:
-        kk, vv, args = _sdpa_args(kwargs, k, v, mask)
-        run["sdpa"].append(observed(call_student(scaled_dot_product_attention, q, kk, vv, **args,
+        kk, vv, args, _ = _sdpa_args(kwargs, k, v, mask)
+        run["sdpa"].append(observed(call_student(scaled_dot_product_attention, q[0] if "flat" in kwargs else q, kk,
+                                                 vv, **args,
                                                  what=f"scaled_dot_product_attention with {desc}")))
     Dq, Dk, Dv, Hd, N, S = ADDITIVE.values()
     att = call_student(AdditiveAttention, Dq, Dk, Hd, what=f"AdditiveAttention({Dq}, {Dk}, {Hd})").double()
@@ -77,17 +89,13 @@ def attention_verdict(run: dict, *, seed: int) -> None:
                                     "nn.MultiheadAttention"], "scaled_dot_product_attention")
     q, k, v, mask = _sdpa_inputs(seed)
     for (kwargs, desc), got in zip(SDPA_CASES, run["sdpa"], strict=True):
-        kk, vv, args = _sdpa_args(kwargs, k, v, mask)
+        kk, vv, args, allowed = _sdpa_args(kwargs, k, v, mask)
         what = f"scaled_dot_product_attention with {desc}"
         out, w = pair(got, what, "(output, weights)")
-        ref_mask = args.get("mask")
-        want = F.scaled_dot_product_attention(q, kk, vv, attn_mask=ref_mask, is_causal=args.get("is_causal", False))
-        scores = q @ kk.transpose(-2, -1)
-        allowed = torch.ones_like(scores, dtype=torch.bool)
-        if ref_mask is not None:
-            allowed = allowed & ref_mask
-        if args.get("is_causal"):
-            allowed = allowed & torch.ones(5, 5, dtype=torch.bool).tril()
+        qq = q[0] if "flat" in kwargs else q
+        want = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=allowed)
+        scores = qq @ kk.transpose(-2, -1)
+        allowed = allowed.expand_as(scores)
         hint = ""
         if same(w, torch.softmax(scores.masked_fill(~allowed, -math.inf), -1)):
             hint = "Divide the scores by √d before the softmax (d = the last dim of q)."
@@ -96,7 +104,8 @@ def attention_verdict(run: dict, *, seed: int) -> None:
             hint = "Mask before the softmax (scores → −∞), so that the remaining weights still sum to 1."
         elif torch.is_tensor(w) and w.shape == scores.shape and not (w[~allowed] == 0).all():
             hint = "Masked positions must get weight exactly 0: True in the mask means 'may attend'; causal " \
-                   "means key j ≤ query i."
+                   "means key j ≤ query i, with an L × S mask (S keys may outnumber the L queries); a mask " \
+                   "and is_causal together both apply."
         compare(w, torch.softmax(scores.masked_fill(~allowed, -math.inf) / math.sqrt(8), -1),
                 f"{what}: attention weights", **TOL, hint=hint)
         compare(out, want, f"{what}: output", **TOL, hint=hint)
@@ -147,9 +156,11 @@ def _mha_cases(seed):
     q, k, v = _rand(N, L, E, seed=seed + 2), _rand(N, S, E, seed=seed + 3), _rand(N, S, E, seed=seed + 4)
     pad = torch.zeros(N, S, dtype=torch.bool)
     pad[0, -2:] = True
+    pad[1, 1] = True  # a key the causal mask allows, so that both masks matter when both are given
     causal = torch.ones(L, S, dtype=torch.bool).triu(1)
-    return (q, k, v), (({}, "no mask"), ({"key_padding_mask": pad}, "key_padding_mask"), ({"attn_mask": causal},
-                                                                                           "attn_mask"))
+    return (q, k, v), (({}, "no mask"), ({"key_padding_mask": pad}, "key_padding_mask"),
+                       ({"attn_mask": causal}, "attn_mask"),
+                       ({"key_padding_mask": pad, "attn_mask": causal}, "key_padding_mask and attn_mask, both apply"))
 
 
 def multi_head_attention_run(MultiHeadAttention, *, seed: int) -> list:

@@ -19,7 +19,7 @@ from torch import nn
 from course.checks.attention_seq2seq import (check_attention, check_multi_head_attention, check_positional_encoding,
                                              check_seq2seq)
 from course.checks.common import (TOL, _fail, _ok, call_student, compare, forbid_calls_in, observed, pair, rand64,
-                                  same, seeded_module, source_of)
+                                  same, seeded_module, source_of, type_name)
 
 __all__ = ["TOL", "check_rnn_cell", "check_bptt", "check_lstm_cell", "check_gru_cell", "check_bidirectional",
            "check_grad_clipping", "check_attention", "check_multi_head_attention", "check_positional_encoding",
@@ -72,6 +72,7 @@ def rnn_cell_run(RNNCell, unroll, *, seed: int) -> dict:
     _copy_cell(cell, rnn, "RNNCell", "_l0")
     xs, h0 = _rand(T, N, D, seed=seed + 3), _rand(N, H, seed=seed + 4)
     run["unroll"] = observed(call_student(unroll, cell, xs, h0, what="unroll(cell, xs, h0)"))
+    run["unroll_no_h0"] = observed(call_student(unroll, cell, xs, what=f"unroll(cell, xs) with h0=None (D={D}, H={H})"))
     return run
 
 
@@ -98,6 +99,12 @@ def rnn_cell_verdict(run: dict, *, seed: int) -> None:
     compare(got[0], want_out, "unroll's outputs (every h_t, compared with nn.RNN)", **TOL,
             hint="outputs[t] is the state after reading x_t, in time order, starting from h0.")
     compare(got[1], want_h[0], "unroll's last state h_T", **TOL)
+    with torch.no_grad():
+        want_out, want_h = rnn(xs)
+    got = pair(run["unroll_no_h0"], "unroll without h0", "a pair (outputs (T, N, H), last state (N, H))")
+    compare(got[0], want_out, "unroll's outputs with h0=None (the state starts at zeros)", **TOL,
+            hint="With h0=None let the cell start from its own zeros (N, H): H is the cell's width, not the input's.")
+    compare(got[1], want_h[0], "unroll's last state with h0=None", **TOL)
 
 
 def check_rnn_cell(RNNCell, unroll, *, seed: int = 0, verbose: bool = True) -> None:
@@ -276,12 +283,25 @@ def bidirectional_run(BiLSTM, *, seed: int):
         if not isinstance(getattr(mine, attr, None), nn.Module):
             _fail(f"BiLSTM needs the attribute {attr!r} (an LSTMCell).")
         _copy_cell(getattr(mine, attr), ref, f"BiLSTM.{attr}", suffix)
-    return observed(call_student(mine, _rand(T, N, D, seed=seed + 1), what="BiLSTM(xs)"))
+    out = observed(call_student(mine, _rand(T, N, D, seed=seed + 1), what="BiLSTM(xs)"))
+    given = call_student(BiLSTM, D, H, cell=_CountingLSTMCell, what=f"BiLSTM({D}, {H}, cell=nn.LSTMCell)").double()
+    call_student(given, _rand(T, N, D, seed=seed + 1), what=f"BiLSTM({D}, {H}, cell=nn.LSTMCell)(xs)")
+    steps = sum(int(getattr(m, "steps", 0)) for m in given.modules() if isinstance(m, _CountingLSTMCell))
+    return {"out": out, "given_cell_steps": steps}
 
 
-def bidirectional_verdict(got, *, seed: int) -> None:
+class _CountingLSTMCell(nn.LSTMCell):
+    """torch's LSTMCell, counting its steps: the class a check passes as BiLSTM's ``cell``."""
+
+    def forward(self, x, state=None):
+        self.steps = getattr(self, "steps", 0) + 1
+        return super().forward(x, state)
+
+
+def bidirectional_verdict(run, *, seed: int) -> None:
     __tracebackhide__ = True
     D, H, N, T = BI_SIZES.values()
+    got = run["out"]
     with torch.no_grad():
         want, _ = seeded_module(lambda: nn.LSTM(D, H, bidirectional=True), seed)(_rand(T, N, D, seed=seed + 1))
     hint = ""
@@ -292,6 +312,9 @@ def bidirectional_verdict(got, *, seed: int) -> None:
         elif same(got[..., :H], want[..., :H]):
             hint = "The backward cell must read the sequence from x_T down to x_1."
     compare(got, want, "BiLSTM outputs (compared with nn.LSTM(bidirectional=True))", **TOL, hint=hint)
+    if run["given_cell_steps"] != 2 * T:
+        _fail(f"BiLSTM({D}, {H}, cell=nn.LSTMCell) made {run['given_cell_steps']} steps with the cell class it was "
+              f"given, expected {2 * T} (T = {T} each way): build fwd and bwd from `cell` when it is given.")
 
 
 def check_bidirectional(BiLSTM, *, seed: int = 0, verbose: bool = True) -> None:
@@ -304,7 +327,8 @@ def check_bidirectional(BiLSTM, *, seed: int = 0, verbose: bool = True) -> None:
 
 # ----------------------------------------------------------------------------- gradient clipping
 
-CLIP_NORMS, CLIP_SHAPES = (1.0, 1e3), [(3, 4), (5,), (2, 2, 2), (4,)]
+CLIP_SHAPES = [(3, 4), (5,), (2, 2, 2), (4,)]
+CLIP_CASES = ((1.0, 4), (1e3, 4), (0.5, 1))  # (max_norm, how many of the parameters): the last, one alone
 
 
 def _clip_params(seed):
@@ -317,9 +341,10 @@ def _clip_params(seed):
 
 def grad_clipping_run(clip_grad_norm, *, seed: int) -> dict:
     runs = []
-    for max_norm in CLIP_NORMS:
-        params = _clip_params(seed)
-        total = call_student(clip_grad_norm, params, max_norm, what=f"clip_grad_norm(params, max_norm={max_norm})")
+    for max_norm, count in CLIP_CASES:
+        params = _clip_params(seed)[:count]  # passed as a generator, as model.parameters() is: it can be read once
+        total = call_student(clip_grad_norm, (p for p in params), max_norm,
+                             what=f"clip_grad_norm(model.parameters(), max_norm={max_norm})")
         runs.append({"total": observed(total), "grads": [observed(p.grad) for p in params]})
     return {"source": source_of(clip_grad_norm), "runs": runs}
 
@@ -328,24 +353,29 @@ def grad_clipping_verdict(run: dict, *, seed: int) -> None:
     __tracebackhide__ = True
     forbid_calls_in(run["source"], ["clip_grad_norm_", ".clip_grad_norm_", ".clip_grads_with_norm_", ".clip_grad_value_"],
                     "clip_grad_norm")
-    for max_norm, got in zip(CLIP_NORMS, run["runs"], strict=True):
-        ref = _clip_params(seed)
-        originals = [p.grad.clone() for p in ref[:3]]
+    for (max_norm, count), got in zip(CLIP_CASES, run["runs"], strict=True):
+        ref = _clip_params(seed)[:count]
+        with_grad = [p for p in ref if p.grad is not None]
+        originals = [p.grad.clone() for p in with_grad]
         want = torch.nn.utils.clip_grad_norm_(ref, max_norm)
         total = got["total"]
-        if torch.is_tensor(total) or isinstance(total, (int, float)):
-            total = torch.as_tensor(total, dtype=want.dtype)
+        if not torch.is_tensor(total) or total.dim() != 0:
+            _fail(f"clip_grad_norm(max_norm={max_norm}) returned {type_name(total)}; return the norm as a 0-dim "
+                  "tensor, as torch.nn.utils.clip_grad_norm_ does (no .item()).")
         compare(total, want, f"the norm returned for max_norm={max_norm}", **TOL,
                 hint="Return the global norm before clipping: the 2-norm of all gradients together.")
         own = [g * min(1.0, max_norm / (g.norm().item() + 1e-6)) for g in originals]
         if max_norm > 100:
             hint = "Below the threshold the gradients must not change (the factor is capped at 1)."
-        elif all(same(a, o) for a, o in zip(got["grads"][:3], own)):
+        elif all(same(a, o) for a, o in zip(got["grads"], originals)):
+            hint = ("No gradient was clipped. The parameters arrive as a generator (model.parameters()), which "
+                    "can be looped over only once: loop over the list `grads` made from it.")
+        elif all(same(a, o) for a, o in zip(got["grads"], own)):
             hint = "Each gradient was clipped by its own norm; clip by the global norm over all of them together."
         else:
             hint = "Clip by the global norm: one factor max_norm / (total + 1e-6) for every gradient."
-        for i, (a, b) in enumerate(zip(got["grads"][:3], ref[:3], strict=True)):
-            compare(a, b.grad, f"gradient {i} after clip_grad_norm(max_norm={max_norm})", **TOL, hint=hint)
+        for i, (a, b) in enumerate(zip(got["grads"][:len(with_grad)], with_grad, strict=True)):
+            compare(a, b.grad, f"gradient {i} of {count} after clip_grad_norm(max_norm={max_norm})", **TOL, hint=hint)
 
 
 def check_grad_clipping(clip_grad_norm, *, seed: int = 0, verbose: bool = True) -> None:

@@ -54,6 +54,8 @@ def simple_cnn_run(SimpleCNN, *, seed: int, steps: int = 150, train: bool | None
         last = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
         case["last_linear"] = last[-1].out_features if last else None
     run["n_params"] = sum(p.numel() for p in m.parameters())
+    narrow = call_student(SimpleCNN, num_classes=CLASSES[-1], width=8, what="SimpleCNN(width=8)")
+    run["n_params_width_8"] = sum(p.numel() for p in narrow.parameters())
     if not _wants_training(train) or run["n_params"] > MAX_PARAMETERS:
         return run
     gen = torch.Generator().manual_seed(seed)
@@ -96,6 +98,9 @@ def simple_cnn_verdict(run: dict, *, seed: int, steps: int = 150, min_accuracy: 
     n = run["n_params"]
     if n > MAX_PARAMETERS:
         _fail(f"SimpleCNN has {n:,} parameters; keep it under 1,000,000 so that it trains in the CPU budget.")
+    if run.get("n_params_width_8") == n:
+        _fail(f"SimpleCNN(width=8) has as many parameters as SimpleCNN() ({n:,}): use `width` for the number of "
+              "channels of the convolutions (width, width, 2·width), not a fixed number.")
     if not _wants_training(train):
         return n, None
     labels = _test_labels()

@@ -125,7 +125,7 @@ JUDGED = {
         ("per-group alpha", dict(lr=0.003, alpha=0.99, eps=1e-8), {"alpha": 0.5})]),
     "test_adam": _optimizer_test("Adam", torch.optim.Adam, [
         ("betas=(0.8, 0.99), large eps", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-3), None),
-        ("per-group betas", dict(lr=0.005, betas=(0.9, 0.999), eps=1e-8), {"betas": (0.5, 0.9)})]),
+        ("per-group betas, β2 < 0.5", dict(lr=0.005, betas=(0.9, 0.999), eps=1e-8), {"betas": (0.5, 0.4)})]),
     "test_lr_schedules": Judged("the learning-rate schedules", _schedules_challenge, _schedules_scenario,
                                 _schedules_verdict),
     "test_minibatches": Judged("minibatches", lambda: {"seed": [fresh_seed() for _ in MINIBATCH_CASES]},

@@ -186,9 +186,8 @@ class CondDiscriminator(nn.Module):
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """The reparameterisation trick (再パラメータ化): z = μ + σ ⊙ ε with σ = exp(logvar / 2), ε ~ N(0, I)
-    drawn from ``generator`` with torch.randn(mu.shape, generator=...), in mu's dtype or in the default
-    float32 (both are accepted). The randomness sits in ε, so gradients reach μ and logvar.
-    Shape: (N, D) → (N, D)."""
+    drawn from ``generator`` with torch.randn(mu.shape, generator=...), in mu's dtype or float32 (both
+    accepted): the randomness sits in ε, so gradients reach μ and logvar. Shape: (N, D) → (N, D)."""
     ### BEGIN SOLUTION
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
