@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -303,7 +304,190 @@ def _replace_head_variant(model, num_classes):
     return model
 
 
+def _conv2d_per_position(x, weight, bias=None, stride=1, padding=0):
+    """A loop over the output positions, one einsum per window."""
+    (sh, sw), (ph, pw) = ref.pair(stride), ref.pair(padding)
+    x = F.pad(x, (pw, pw, ph, ph))
+    M, _, kh, kw = weight.shape
+    Ho, Wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = x.new_zeros(x.shape[0], M, Ho, Wo)
+    for i in range(Ho):
+        for j in range(Wo):
+            out[:, :, i, j] = torch.einsum("nckl,mckl->nm", x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw], weight)
+    return out if bias is None else out + bias[None, :, None, None]
+
+
+def _conv2d_unfold_padding(x, weight, bias=None, stride=1, padding=0):
+    """F.unfold pads by itself; the columns are multiplied with einsum."""
+    M, C, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = ref.pair(stride), ref.pair(padding)
+    cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))
+    out = torch.einsum("mk,nkl->nml", weight.flatten(1), cols)
+    if bias is not None:
+        out = out + bias[:, None]
+    Ho, Wo = (x.shape[2] + 2 * ph - kh) // sh + 1, (x.shape[3] + 2 * pw - kw) // sw + 1
+    return out.view(x.shape[0], M, Ho, Wo)
+
+
+def _pool_windows(x, kernel_size, stride, reduce):
+    """Every window offset as one strided slice, stacked and reduced."""
+    kh, kw = ref.pair(kernel_size)
+    sh, sw = ref.pair(kernel_size if stride is None else stride)
+    Ho, Wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    slices = [x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+    return reduce(torch.stack(slices))
+
+
+def _pool_loops(x, kernel_size, stride, reduce):
+    kh, kw = ref.pair(kernel_size)
+    sh, sw = ref.pair(stride or kernel_size)
+    rows = []
+    for i in range(0, x.shape[2] - kh + 1, sh):
+        rows.append(torch.stack([reduce(x[:, :, i:i + kh, j:j + kw].flatten(2)) for j in range(0, x.shape[3] - kw + 1, sw)],
+                                dim=-1))
+    return torch.stack(rows, dim=-2)
+
+
+class _Conv2dRegistered(nn.Module):
+    """register_parameter for both, kernel size kept as given, calls the reference conv2d."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        kh, kw = ref.pair(kernel_size)
+        bound = 1 / math.sqrt(in_channels * kh * kw)
+        self.register_parameter("weight", nn.Parameter(torch.rand(out_channels, in_channels, kh, kw) * 2 * bound - bound))
+        self.register_parameter("bias", nn.Parameter(torch.rand(out_channels) * 2 * bound - bound) if bias else None)
+        self.conv_args = dict(stride=stride, padding=padding)
+
+    def forward(self, x):
+        return ref.conv2d(x, self.weight, self.bias, **self.conv_args)
+
+
+class _Conv2dInit(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.stride, self.padding = ref.pair(stride), ref.pair(padding)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *ref.pair(kernel_size)))
+        bound = self.weight[0].numel() ** -0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        self.bias = nn.Parameter(nn.init.uniform_(torch.empty(out_channels), -bound, bound)) if bias else None
+
+    def forward(self, x):
+        return _conv2d_unfold_padding(x, self.weight, self.bias, self.stride, self.padding)
+
+
+class _DSCPointwiseFirst(nn.Module):
+    """Attributes declared pointwise first; explicit forward."""
+
+    def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0):
+        super().__init__()
+        self.pointwise = nn.Conv2d(in_channels=in_ch, out_channels=out_ch, kernel_size=1, bias=False)
+        self.depthwise = nn.Conv2d(in_channels=in_ch, out_channels=in_ch, kernel_size=kernel_size, stride=stride,
+                                   padding=padding, groups=in_ch, bias=False)
+
+    def forward(self, x):
+        h = self.depthwise(x)
+        return self.pointwise(h)
+
+
+def _cost_from_layers(in_ch, out_ch, kernel_size, out_h, out_w, depthwise_separable=False):
+    """Counts the weights of the real layers and multiplies by the positions."""
+    if depthwise_separable:
+        layers = [nn.Conv2d(in_ch, in_ch, kernel_size, groups=in_ch, bias=False, device="meta"),
+                  nn.Conv2d(in_ch, out_ch, 1, bias=False, device="meta")]
+    else:
+        layers = [nn.Conv2d(in_ch, out_ch, kernel_size, bias=False, device="meta")]
+    weights = sum(layer.weight.numel() for layer in layers)
+    return weights * out_h * out_w, weights
+
+
+class _ResFunctional(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        layers = []
+        for last in (False, True):
+            layers += [nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+            if not last:
+                layers.append(nn.ReLU())
+        self.branch = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return torch.relu(torch.add(x, self.branch(x)))
+
+
+class _DenseUnpacked(nn.Module):
+    """Layers appended in a loop; each step concatenates *features."""
+
+    def __init__(self, in_ch, growth_rate, num_layers):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        channels = in_ch
+        for _ in range(num_layers):
+            self.layers.append(nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+                                             nn.Conv2d(channels, growth_rate, kernel_size=3, padding=1, bias=False)))
+            channels += growth_rate
+
+    def forward(self, x):
+        features = (x,)
+        for layer in self.layers:
+            features = (*features, layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+class _SimpleCNNExplicit(nn.Module):
+    """The stated layers as named attributes and an explicit functional forward."""
+
+    def __init__(self, num_classes=10, width=16):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width)
+        self.fc1, self.drop, self.fc2 = nn.Linear(2 * width * 49, 128), nn.Dropout(0.3), nn.Linear(128, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+        x = F.max_pool2d(F.relu(self.bn3(self.conv3(F.max_pool2d(x, 2)))), 2)
+        return self.fc2(self.drop(F.relu(self.fc1(x.flatten(1)))))
+
+
+def _freeze_loop(module):
+    for p in module.parameters():
+        p.requires_grad = False
+    return module
+
+
+def _replace_head_reversed(model, num_classes):
+    """The last Linear found by walking the modules backwards; the parent found by its dotted name."""
+    for name, m in reversed(list(model.named_modules())):
+        if isinstance(m, nn.Linear):
+            break
+    parent, _, leaf = name.rpartition(".")
+    holder = model.get_submodule(parent) if parent else model
+    fresh = nn.Linear(m.in_features, num_classes, bias=m.bias is not None).to(device=m.weight.device, dtype=m.weight.dtype)
+    holder.add_module(leaf, fresh)
+    return model
+
+
 VARIANTS = [
+    ("conv_output_size", {"conv_output_size": lambda size, kernel_size, stride=1, padding=0, dilation=1:
+                          math.floor((size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1}),
+    ("conv_output_size", {"conv_output_size": lambda size, kernel_size, stride=1, padding=0, dilation=1:
+                          len(range(0, size + 2 * padding - dilation * (kernel_size - 1), stride))}),
+    ("conv2d", {"conv2d": _conv2d_per_position}),
+    ("conv2d", {"conv2d": _conv2d_unfold_padding}),
+    ("pooling", {"max_pool2d": lambda x, k, stride=None: _pool_windows(x, k, stride, lambda t: t.amax(0)),
+                 "avg_pool2d": lambda x, k, stride=None: _pool_windows(x, k, stride, lambda t: t.mean(0))}),
+    ("pooling", {"max_pool2d": lambda x, k, stride=None: _pool_loops(x, k, stride, lambda t: t.max(-1).values),
+                 "avg_pool2d": lambda x, k, stride=None: _pool_loops(x, k, stride, lambda t: t.sum(-1) / t.shape[-1])}),
+    ("conv2d_module", {"Conv2d": _Conv2dRegistered}),
+    ("conv2d_module", {"Conv2d": _Conv2dInit}),
+    ("depthwise_separable", {"DepthwiseSeparableConv": _DSCPointwiseFirst, "conv_cost": _cost_from_layers}),
+    ("depthwise_separable", {"DepthwiseSeparableConv": _DSCVariant, "conv_cost": _cost_from_layers}),
+    ("residual_block", {"ResidualBlock": _ResFunctional}),
+    ("dense_block", {"DenseBlock": _DenseUnpacked}),
+    ("simple_cnn", {"SimpleCNN": _SimpleCNNExplicit}),
+    ("transfer", {"freeze": _freeze_loop, "replace_head": _replace_head_reversed}),
+    ("transfer", {"freeze": _freeze_variant, "replace_head": _replace_head_reversed}),
     ("conv_output_size", {"conv_output_size": lambda size, kernel_size, stride=1, padding=0, dilation=1:
                           int((size + 2 * padding - (dilation * (kernel_size - 1) + 1)) / stride) + 1}),
     ("conv2d", {"conv2d": _conv2d_loops}),
