@@ -453,10 +453,10 @@ def test_dqn_update_not_charged_for_a_wrong_td_target():
     """A wrong td_targets fails its own check; dqn_update written correctly around it still passes."""
     wrong_td = mutate(ref.td_targets, [("rewards + gamma * (1.0 - dones) * next_q", "rewards + gamma * next_q")])
 
-    def update(q_net, target_net, optimizer, batch, gamma, double=False):
+    def update(q_net, target_net, optimizer, batch, gamma, double=False, loss_fn=None):
         ns = dict(vars(ref), td_targets=wrong_td)
         fn = type(ref.dqn_update)(ref.dqn_update.__code__, ns, None, ref.dqn_update.__defaults__)
-        return fn(q_net, target_net, optimizer, batch, gamma, double)
+        return fn(q_net, target_net, optimizer, batch, gamma, double, loss_fn)
 
     check_dqn_update(update, wrong_td, ref.double_dqn_targets, ref.dqn_loss)
 
