@@ -261,6 +261,20 @@ def _owners_in_use(model: nn.Module, inputs: tuple, what: str) -> list[nn.Module
     return order if len(order) == len(owners) else None
 
 
+_SPEC_ORDER: dict[tuple, list[int] | None] = {}  # a stated model's structure and input shapes -> its owners' order
+
+
+def _spec_owners_in_use(spec: nn.Module, inputs: tuple, what: str) -> list[nn.Module] | None:
+    """:func:`_owners_in_use` for a stated (torch-built) model, remembered by its structure and the
+    input shapes: the checks build the same stated models again and again."""
+    key = (repr(spec), tuple(tuple(t.shape) if torch.is_tensor(t) else t for t in inputs))
+    modules = list(spec.modules())
+    if key not in _SPEC_ORDER:
+        order = _owners_in_use(spec, inputs, what)
+        _SPEC_ORDER[key] = None if order is None else [next(i for i, m in enumerate(modules) if m is o) for o in order]
+    return None if _SPEC_ORDER[key] is None else [modules[i] for i in _SPEC_ORDER[key]]
+
+
 def _own_tensors(m: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(k, v) for k, v in m.state_dict().items() if "." not in k and v.dim() > 0]
 
@@ -272,7 +286,7 @@ def copy_by_use(src: nn.Module, dst: nn.Module, inputs: tuple, what: str) -> Non
     not line up one to one (the same shapes, layer by layer), :func:`copy_by_shape` pairs them instead
     and names what is missing."""
     __tracebackhide__ = True
-    theirs, ours = _owners_in_use(dst, inputs, what), _owners_in_use(src, inputs, what)
+    theirs, ours = _owners_in_use(dst, inputs, what), _spec_owners_in_use(src, inputs, what)
     shapes = lambda m: sorted(tuple(v.shape) for _, v in _own_tensors(m))  # noqa: E731
     if theirs is None or ours is None or len(theirs) != len(ours) or \
             any(shapes(a) != shapes(b) for a, b in zip(ours, theirs)):
