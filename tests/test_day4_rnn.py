@@ -229,6 +229,8 @@ class _BiVariant(ref.BiLSTM):
 
 def _clip_variant(parameters, max_norm):
     ps = [p for p in parameters if p.grad is not None]
+    if not ps:
+        return torch.tensor(0.0)
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in ps]))
     if total > max_norm:
         for p in ps:
@@ -410,7 +412,7 @@ class _BiReversed(nn.Module):
 def _clip_list_first(parameters, max_norm):
     params = list(parameters)  # a generator can be read once: make it a list, then loop as often as needed
     grads = [p.grad for p in params if p.grad is not None]
-    total = torch.stack([(g ** 2).sum() for g in grads]).sum().sqrt()
+    total = torch.stack([(g ** 2).sum() for g in grads]).sum().sqrt() if grads else torch.zeros(())
     coef = min(1.0, max_norm / (total.item() + 1e-6))
     for p in params:
         if p.grad is not None:
@@ -420,6 +422,8 @@ def _clip_list_first(parameters, max_norm):
 
 def _clip_foreach(parameters, max_norm):
     grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros((), dtype=torch.float64)
     total = torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0).item())
     return total

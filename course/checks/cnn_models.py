@@ -51,7 +51,7 @@ def _shapes(m: nn.Module) -> dict:
 
 CONV_CASES = (((3, 5, 3), dict(stride=2, padding=1)), ((2, 4, (3, 2)), dict(padding=(1, 0))),
               ((4, 6, 1), dict(bias=False)))
-INIT_CASE = (16, 32, 3)  # C, M, K of the initialisation check
+INIT_CASE = (16, 32, (3, 5))  # C, M, K of the initialisation check (a non-square kernel: fan-in C·3·5)
 
 
 def _conv_what(args, kw) -> str:
@@ -139,19 +139,23 @@ def conv2d_module_verdict(run: dict, *, seed: int) -> None:
                 _fail(f"{what}: no gradient reached {n}; forward must use the parameter itself.")
             compare(got, want, f"{what}: the gradient of sum(output) w.r.t. {n}", **TOL)
     C, M, K = INIT_CASE
-    bound = (C * K * K) ** -0.5
-    for name, shape in (("weight", (M, C, K, K)), ("bias", (M,))):
+    bound = (C * K[0] * K[1]) ** -0.5
+    for name, shape in (("weight", (M, C, *K)), ("bias", (M,))):
         p = run["init"][name]
         if not torch.is_tensor(p) or tuple(p.shape) != shape:
             _fail(f"Conv2d({C}, {M}, {K}).{name} is {type_name(p) if not torch.is_tensor(p) else tuple(p.shape)}; "
                   f"expected a parameter of shape {shape}.")
         if not torch.isfinite(p).all() or p.abs().max() > bound * (1 + 1e-6) or p.std() == 0:
             _fail(f"Conv2d({C}, {M}, {K}).{name} has values in [{p.min():.3g}, {p.max():.3g}]; initialise it like "
-                  f"torch: uniform in ±1/√(C·K·K) = ±{bound:.4f}.")
+                  f"torch: uniform in ±1/√(C·K_h·K_w) = ±{bound:.4f}.")
+        if p.min() >= 0 or p.max() <= 0:  # all M·C·K_h·K_w (or M) draws of one sign: chance 2^(1 − M) at most
+            _fail(f"Conv2d({C}, {M}, {K}).{name} has values in [{p.min():.3g}, {p.max():.3g}], all of one sign; "
+                  f"uniform in ±{bound:.4f} takes both signs.")
     std = run["init"]["weight"].std().item()
-    if abs(std / (bound / 3 ** 0.5) - 1) > 0.1:  # ≥ 10 standard errors for 4,608 uniform draws
+    if abs(std / (bound / 3 ** 0.5) - 1) > 0.1:  # ≥ 10 standard errors for 7,680 uniform draws
         _fail(f"Conv2d({C}, {M}, {K}).weight has std {std:.4f}; uniform in ±{bound:.4f} has std "
-              f"{bound / 3 ** 0.5:.4f}. Initialise it uniformly over the whole range.")
+              f"{bound / 3 ** 0.5:.4f}. Initialise it uniformly over the whole range ±1/√(C·K_h·K_w), with the "
+              "fan-in of both kernel sides.")
 
 
 def check_conv2d_module(Conv2d, *, seed: int = 0, verbose: bool = True) -> None:

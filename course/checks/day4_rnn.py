@@ -181,7 +181,7 @@ def check_bptt(rnn_bptt, *, seed: int = 0, verbose: bool = True) -> None:
 
 # ----------------------------------------------------------------------------- LSTM, GRU, bidirectional
 
-CELL_SIZES = dict(D=3, H=4, N=5)
+CELL_SIZES = dict(D=3, H=5, N=4)
 
 
 def lstm_cell_run(LSTMCell, *, seed: int) -> list:
@@ -328,7 +328,8 @@ def check_bidirectional(BiLSTM, *, seed: int = 0, verbose: bool = True) -> None:
 # ----------------------------------------------------------------------------- gradient clipping
 
 CLIP_SHAPES = [(3, 4), (5,), (2, 2, 2), (4,)]
-CLIP_CASES = ((1.0, 4), (1e3, 4), (0.5, 1))  # (max_norm, how many of the parameters): the last, one alone
+CLIP_CASES = ((1.0, slice(0, 4)), (1e3, slice(0, 4)), (0.5, slice(0, 1)), (1.0, slice(3, 4)))  # (max_norm, which
+# of the parameters): all four (the last has no gradient), one alone, and none with a gradient (the norm is 0)
 
 
 def _clip_params(seed):
@@ -341,10 +342,12 @@ def _clip_params(seed):
 
 def grad_clipping_run(clip_grad_norm, *, seed: int) -> dict:
     runs = []
-    for max_norm, count in CLIP_CASES:
-        params = _clip_params(seed)[:count]  # passed as a generator, as model.parameters() is: it can be read once
+    for max_norm, which in CLIP_CASES:
+        params = _clip_params(seed)[which]  # passed as a generator, as model.parameters() is: it can be read once
+        none = all(p.grad is None for p in params)
         total = call_student(clip_grad_norm, (p for p in params), max_norm,
-                             what=f"clip_grad_norm(model.parameters(), max_norm={max_norm})")
+                             what=f"clip_grad_norm(model.parameters(), max_norm={max_norm})"
+                                  + (" where no parameter has a gradient (the norm is then 0)" if none else ""))
         runs.append({"total": observed(total), "grads": [observed(p.grad) for p in params]})
     return {"source": source_of(clip_grad_norm), "runs": runs}
 
@@ -353,8 +356,9 @@ def grad_clipping_verdict(run: dict, *, seed: int) -> None:
     __tracebackhide__ = True
     forbid_calls_in(run["source"], ["clip_grad_norm_", ".clip_grad_norm_", ".clip_grads_with_norm_", ".clip_grad_value_"],
                     "clip_grad_norm")
-    for (max_norm, count), got in zip(CLIP_CASES, run["runs"], strict=True):
-        ref = _clip_params(seed)[:count]
+    for (max_norm, which), got in zip(CLIP_CASES, run["runs"], strict=True):
+        ref = _clip_params(seed)[which]
+        count = len(ref)
         with_grad = [p for p in ref if p.grad is not None]
         originals = [p.grad.clone() for p in with_grad]
         want = torch.nn.utils.clip_grad_norm_(ref, max_norm)
@@ -362,6 +366,11 @@ def grad_clipping_verdict(run: dict, *, seed: int) -> None:
         if not torch.is_tensor(total) or total.dim() != 0:
             _fail(f"clip_grad_norm(max_norm={max_norm}) returned {type_name(total)}; return the norm as a 0-dim "
                   "tensor, as torch.nn.utils.clip_grad_norm_ does (no .item()).")
+        if not with_grad:  # no gradient at all: a zero of any floating dtype
+            if not total.is_floating_point() or total.item() != 0:
+                _fail(f"clip_grad_norm returned {total.item():g} where no parameter has a gradient; the norm of "
+                      "no gradients is 0.")
+            continue
         compare(total, want, f"the norm returned for max_norm={max_norm}", **TOL,
                 hint="Return the global norm before clipping: the 2-norm of all gradients together.")
         own = [g * min(1.0, max_norm / (g.norm().item() + 1e-6)) for g in originals]

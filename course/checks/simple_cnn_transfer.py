@@ -188,6 +188,7 @@ def _replace_head_case(replace_head, frozen: bool, seed: int) -> dict:
         return case
     case["head_is_old"] = head is before[HEAD][0]
     case["dtype"] = str(head.weight.dtype)
+    case["bias"] = isinstance(getattr(head, "bias", None), torch.Tensor)
     case["trainable"] = all(p.requires_grad for p in head.parameters())
     case["layers"] = {}
     for n, (mod, params) in before.items():
@@ -240,6 +241,8 @@ def transfer_verdict(run: dict, *, seed: int) -> None:
         if case["dtype"] != str(torch.float64):
             _fail(f"The new head has dtype {case['dtype']}, the model float64: create it with the old head's "
                   "device and dtype (nn.Linear(..., device=old.weight.device, dtype=old.weight.dtype)).")
+        if not case["bias"]:
+            _fail("The new head has no bias; the old one had one, and nn.Linear(in_features, num_classes) has one.")
         if not case["trainable"]:
             _fail("The new head must be trainable (requires_grad=True) even when the rest of the model is frozen.")
         want_layers = {n for n, _ in _nested_model().named_modules()} - {"", "1", HEAD}

@@ -215,8 +215,8 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
 
         total = ‖(g_1, …, g_n)‖₂ over all gradients together
         if total > max_norm: every g ← g · max_norm / (total + 1e-6)
-    Parameters without a gradient are skipped; ``parameters`` may be a generator (model.parameters()),
-    which can be read only once. Returns total (a 0-dim tensor in the gradients' dtype, before clipping).
+    Parameters without a gradient are skipped (total = 0 if none has one); ``parameters`` may be a
+    generator, read only once. Returns total (a 0-dim tensor in the gradients' dtype, before clipping).
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     ### BEGIN SOLUTION
