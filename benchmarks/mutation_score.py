@@ -141,8 +141,9 @@ def reuse(day: str, root: Path, old: Path) -> tuple[Path, Path]:
     ranges = solution_lines("\n".join(now))
     if len(now) != len(then) or ranges != solution_lines("\n".join(then)) or \
             any(now[a - 1:b] != then[a - 1:b] for a, b in ranges):
-        raise SystemExit(f"{module} changed inside or before its solution regions since {old}; the earlier "
-                         f"mutants do not apply to it. Run {day} in full (without --recheck).")
+        raise SystemExit(f"{module} changed inside or before its solution regions since {old} (or that run was "
+                         f"stopped while a mutant was applied to its copy); the earlier mutants do not apply to it. "
+                         f"Run {day} in full (without --recheck).")
     config, session = root / "cosmic-ray.toml", root / "session.sqlite"
     shutil.copy(old / day / "cosmic-ray.toml", config)  # its paths are relative to the copy
     shutil.copy(old / day / "session.sqlite", session)

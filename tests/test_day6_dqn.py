@@ -64,6 +64,8 @@ MUTANTS = [
      "passes loss_fn"),
     ("epsilon_schedule", "no clamp after duration", "linear_epsilon",
      [("min(step / duration, 1.0)", "step / duration")], "clamp the fraction"),
+    ("epsilon_schedule", "a one-step schedule starts at end", "linear_epsilon",
+     [("if duration > 0 else 1.0", "if duration > 1 else 1.0")], "duration=1\\)"),
     ("epsilon_schedule", "integer division", "linear_epsilon", [("min(step / duration", "min(step // duration")],
      "float division"),
     ("epsilon_schedule", "from end to start", "linear_epsilon",

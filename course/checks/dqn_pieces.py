@@ -25,7 +25,7 @@ _rand = rand64
 
 def _epsilon_cases(seed):
     g = torch.Generator().manual_seed(seed)
-    cases = [(1.0, 0.05, 10_000), (0.5, 0.1, 300)]
+    cases = [(1.0, 0.05, 10_000), (0.5, 0.1, 300), (1.0, 0.1, 1)]  # the last: ε is `start` at step 0 even then
     cases.append((float(torch.rand((), generator=g)) * 0.5 + 0.5, float(torch.rand((), generator=g)) * 0.2,
                   int(torch.randint(50, 5000, (), generator=g))))
     return [(start, end, duration, step) for start, end, duration in cases
