@@ -107,12 +107,17 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return before, after
 
 
-def prepare(day: str, root: Path) -> tuple[Path, Path]:
-    """A copy of the course under ``root``, and its cosmic-ray config and (initialised, filtered) session."""
+def copy_course(root: Path) -> None:
+    """The files a DAY's tests need (:data:`COPIED`), copied under ``root``."""
     for name in COPIED:
         src = REPO / name
         (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
          else shutil.copy(src, root / name))
+
+
+def prepare(day: str, root: Path) -> tuple[Path, Path]:
+    """A copy of the course under ``root``, and its cosmic-ray config and (initialised, filtered) session."""
+    copy_course(root)
     module = f"solutions/{day}/reference.py"
     ranges = solution_lines((root / module).read_text(encoding="utf-8"))
     test = f"{sys.executable} -m pytest -x -q -p no:cacheprovider tests/test_{day}.py -k 'reference and not cuda'"
@@ -132,10 +137,7 @@ def prepare(day: str, root: Path) -> tuple[Path, Path]:
 def reuse(day: str, root: Path, old: Path) -> tuple[Path, Path]:
     """A fresh copy of the course under ``root`` whose session is ``old``'s, its survivors' results
     removed so that ``cosmic-ray exec`` runs them again; refused if the solution regions changed."""
-    for name in COPIED:
-        src = REPO / name
-        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
-         else shutil.copy(src, root / name))
+    copy_course(root)
     module = f"solutions/{day}/reference.py"
     now, then = ((base / module).read_text(encoding="utf-8").splitlines() for base in (root, old / day))
     ranges = solution_lines("\n".join(now))

@@ -240,12 +240,8 @@ def _bn_var_mean_variant(x, gamma, beta, running_mean, running_var, training, mo
     return torch.addcmul(beta.view(view), (x - mean.view(view)) / torch.sqrt(var.view(view) + eps), gamma.view(view))
 
 
-class _BNCompactBackward(torch.autograd.Function):
+class _BNCompactBackward(_BNVariantFunction):
     """The compact form (CS231n): dx = γ/(mσ) · (m·dy − Σdy − x̂·Σ(dy·x̂))."""
-
-    @staticmethod
-    def forward(ctx, x, gamma, beta, eps=1e-5):
-        return ref.BatchNormFunction.forward(ctx, x, gamma, beta, eps)
 
     @staticmethod
     def backward(ctx, dy):

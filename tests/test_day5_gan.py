@@ -89,6 +89,8 @@ MUTANTS = [
      [("self.embed = nn.Embedding(n_classes, 16)", "self.embed = nn.Embedding(10, 16)")], "nn.Embedding\\(n_classes"),
     ("conditional", "n_classes ignored in D", "CondDiscriminator",
      [("self.embed = nn.Embedding(n_classes, 28 * 28)", "self.embed = nn.Embedding(10, 28 * 28)")], "nn.Embedding\\(n_classes"),
+    ("conditional", "body input z_dim ^ 16 (equals z_dim + 16 for z_dim = 64)", "CondGenerator",
+     [("self.body = Generator(z_dim + 16)", "self.body = Generator(z_dim ^ 16)")], "CondGenerator\\(20, 4\\)"),
     ("vae", "logvar detached in reparameterize", "reparameterize", [("torch.exp(0.5 * logvar)", "torch.exp(0.5 * logvar.detach())")],
      "w.r.t. logvar"),
     ("vae", "reconstruction by log(sigmoid)", "vae_loss",

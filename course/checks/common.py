@@ -127,14 +127,19 @@ GRADIENT_HINT = ("The values are right but the gradient is not: compute the outp
                  "differentiable torch operations (no .detach(), no torch.no_grad(), no .item() or numpy on the way).")
 
 
+def _leaves(args) -> tuple[list, list[torch.Tensor]]:
+    """``args`` with each floating-point tensor replaced by a copy that requires grad, and those copies."""
+    leaves = [a.clone().requires_grad_() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+    return leaves, [a for a in leaves if torch.is_tensor(a) and a.requires_grad]
+
+
 def run_with_grads(fn, *args, up: torch.Tensor, what: str) -> dict:
     """Call the student's ``fn`` on ``args``, each floating-point tensor among them a copy that requires
     grad; send the output and its gradients w.r.t. those copies (:func:`observed_grads`, weighted by ``up``)."""
     __tracebackhide__ = True
-    leaves = [a.clone().requires_grad_() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+    leaves, inputs = _leaves(args)
     out = call_student(fn, *leaves, what=what)
-    return {"y": observed(out),
-            "grads": observed_grads(out, [a for a in leaves if torch.is_tensor(a) and a.requires_grad], up)}
+    return {"y": observed(out), "grads": observed_grads(out, inputs, up)}
 
 
 def compare_with_grads(obs: dict, fn, *args, up: torch.Tensor, what: str, names: list[str], hint: str = "",
@@ -142,10 +147,9 @@ def compare_with_grads(obs: dict, fn, *args, up: torch.Tensor, what: str, names:
     """The other half of :func:`run_with_grads`: the output against ``fn(*args)`` (torch's), then the
     gradient w.r.t. each floating-point tensor in ``args`` (named by ``names``, in order) against autograd."""
     __tracebackhide__ = True
-    leaves = [a.clone().requires_grad_() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+    leaves, inputs = _leaves(args)
     want = fn(*leaves)
     compare(obs["y"], want, what, hint=hint, **tol)
-    inputs = [a for a in leaves if torch.is_tensor(a) and a.requires_grad]
     wants = torch.autograd.grad((want * up).sum(), inputs, allow_unused=True)
     grads = obs["grads"]
     if not isinstance(grads, list) or len(grads) != len(inputs):
